@@ -1,0 +1,102 @@
+"""Atomic file writes and the skip list used by every batch job.
+
+A write goes to a temporary file in the target's folder and is renamed into
+place only when complete, so a run killed at any moment leaves either the old
+file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_save(path: str | Path, writer: Callable[[Path], None]) -> None:
+    """Run `writer(tmp_path)` (e.g. ``lambda p: torch.save(obj, p)``) and rename atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One input a batch job could not use, and why."""
+
+    item: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.reason}"
+
+
+class SkipList:
+    """Collects skipped inputs; written as a TSV file (item, reason) at the end of a job."""
+
+    def __init__(self) -> None:
+        self.items: list[Skip] = []
+
+    def add(self, item: str | Path, reason: str) -> None:
+        skip = Skip(str(item), " ".join(str(reason).split()))
+        log.warning("skipped %s", skip)
+        self.items.append(skip)
+
+    def extend(self, skips: "SkipList | list[Skip]") -> None:
+        for skip in skips.items if isinstance(skips, SkipList) else skips:
+            self.items.append(skip)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Skip]:
+        return iter(self.items)
+
+    def write(self, path: str | Path) -> None:
+        lines = ["item\treason"] + [f"{s.item}\t{s.reason}" for s in self.items]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    @staticmethod
+    def read(path: str | Path) -> "SkipList":
+        skips = SkipList()
+        rows = Path(path).read_text(encoding="utf-8").splitlines()[1:]
+        for row in rows:
+            item, _, reason = row.partition("\t")
+            skips.items.append(Skip(item, reason))
+        return skips
