@@ -198,6 +198,8 @@ class EvalConfig:
     """Evaluation by FAISS kNN and by the softmax head."""
 
     k: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
+    # kNN vote weight of a neighbour: exp(cosine / knn_temperature) (DINO's weighting).
+    knn_temperature: float = 0.07
     tsne_perplexity: float = 30.0
 
 
