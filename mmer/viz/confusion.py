@@ -21,6 +21,17 @@ def row_normalise(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
 
+def save_png(fig: plt.Figure, path: str | Path) -> Path:
+    """Lay out `fig`, write it atomically as a PNG at `path`, and close it."""
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def plot_confusion(cm: np.ndarray, label_names: Sequence[str], path: str | Path,
                    *, title: str = "Confusion matrix") -> Path:
     """Save counts and row-normalised panels of `cm` (K, K; rows true, columns predicted)."""
@@ -30,17 +41,10 @@ def plot_confusion(cm: np.ndarray, label_names: Sequence[str], path: str | Path,
         raise ValueError(f"confusion matrix shape {cm.shape} does not match {k} labels")
     side = max(4.5, 0.6 * k + 2.5)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.0, side))
-    try:
-        panels = [(cm.astype(np.int64), "counts", "d"), (row_normalise(cm), "row-normalised (recall)", ".2f")]
-        for ax, (matrix, name, fmt) in zip(axes, panels, strict=True):
-            disp = ConfusionMatrixDisplay(matrix, display_labels=list(label_names))
-            disp.plot(ax=ax, cmap="Blues", values_format=fmt, colorbar=False, xticks_rotation=45)
-            ax.set_title(name)
-        fig.suptitle(f"{title} (n={int(cm.sum())})")
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    panels = [(cm.astype(np.int64), "counts", "d"), (row_normalise(cm), "row-normalised (recall)", ".2f")]
+    for ax, (matrix, name, fmt) in zip(axes, panels, strict=True):
+        disp = ConfusionMatrixDisplay(matrix, display_labels=list(label_names))
+        disp.plot(ax=ax, cmap="Blues", values_format=fmt, colorbar=False, xticks_rotation=45)
+        ax.set_title(name)
+    fig.suptitle(f"{title} (n={int(cm.sum())})")
+    return save_png(fig, path)

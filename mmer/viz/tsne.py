@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
-from mmer.io import atomic_path  # noqa: E402
+from mmer.viz.confusion import save_png  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ def _palette(n: int) -> list:
 
 def _panel(ax: plt.Axes, points: np.ndarray, colouring: Colouring) -> None:
     values = np.asarray([str(v) for v in colouring.values])
-    if len(values) != len(points):
-        raise ValueError(f"panel '{colouring.title}': {len(values)} values for {len(points)} points")
     names = list(dict.fromkeys(values))  # first-seen order, as the caller sorted them
     for name, colour in zip(names, _palette(len(names)), strict=True):
         mask = values == name
@@ -71,16 +69,13 @@ def plot_tsne(points: np.ndarray, colourings: Sequence[Colouring], path: str | P
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be (N, 2), got {points.shape}")
+    for colouring in colourings:
+        if len(colouring.values) != len(points):
+            raise ValueError(f"panel '{colouring.title}': {len(colouring.values)} values "
+                             f"for {len(points)} points")
     fig, axes = plt.subplots(1, len(colourings), figsize=(6.2 * len(colourings), 5.0),
                              squeeze=False)
-    try:
-        for ax, colouring in zip(axes[0], colourings, strict=True):
-            _panel(ax, points, colouring)
-        fig.suptitle(f"{title} (n={len(points)})")
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    for ax, colouring in zip(axes[0], colourings, strict=True):
+        _panel(ax, points, colouring)
+    fig.suptitle(f"{title} (n={len(points)})")
+    return save_png(fig, path)
