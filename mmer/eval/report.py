@@ -1,0 +1,176 @@
+"""Evaluation reports: ``report.json`` (every number) and ``report.md`` (readable tables).
+
+A fold report is a plain dict built by :mod:`mmer.eval.evaluate`::
+
+    {"run": str, "fold": int, "checkpoint": str, "data_root": str, "label_names": [...],
+     "split": {"train": [actors], "val": [...], "test": [...]}, "n_clips": {...},
+     "backbones": {"random": bool, "pretrained": {...}}, "config": {...},
+     "results": {"test": {"softmax": metrics, "knn": {"5": metrics, ...},
+                          "embedding": {"precision_at_1", "map_at_r"}}, "val": {...}},
+     "plots": {"tsne": "tsne_test.png", ...}}
+
+where ``metrics`` is :func:`mmer.eval.metrics.classification_metrics`. Several folds are
+summarised by :func:`aggregate_folds`: per-fold scalars, their mean and their sample
+standard deviation (ddof=1, the spread one would expect over new folds; ``None`` for a
+single fold).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmer.eval.metrics import SCALAR_METRICS
+from mmer.io import atomic_write_json, atomic_write_text
+
+STD_DDOF = 1
+_NICE = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted F1",
+         "precision_at_1": "precision@1", "map_at_r": "MAP@R"}
+
+
+def method_rows(part: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(method name, metrics) for the softmax head then each kNN k, from one results part."""
+    rows = [("softmax head", part["softmax"])] if "softmax" in part else []
+    for k, metrics in sorted(part.get("knn", {}).items(), key=lambda kv: int(kv[0])):
+        rows.append((f"kNN k={k}", metrics))
+    return rows
+
+
+def fold_scalars(report: dict[str, Any], part: str = "test") -> dict[str, float]:
+    """Flat ``{"softmax head / accuracy": value, ...}`` of one part's headline numbers."""
+    results = report["results"][part]
+    out = {}
+    for method, metrics in method_rows(results):
+        for name in SCALAR_METRICS:
+            out[f"{method} / {_NICE[name]}"] = float(metrics[name])
+    for name, value in results.get("embedding", {}).items():
+        out[f"embedding / {_NICE.get(name, name)}"] = float(value)
+    return out
+
+
+def aggregate_folds(reports: Sequence[dict[str, Any]], part: str = "test") -> dict[str, Any]:
+    """Per-fold scalars and mean / std over folds of every scalar that all folds have."""
+    if not reports:
+        raise ValueError("no fold reports to aggregate")
+    per_fold = {int(r["fold"]): fold_scalars(r, part) for r in reports}
+    keys = [k for k in per_fold[int(reports[0]["fold"])] if all(k in s for s in per_fold.values())]
+    table = np.array([[s[k] for k in keys] for s in per_fold.values()], dtype=np.float64)
+    mean = table.mean(axis=0)
+    std = table.std(axis=0, ddof=STD_DDOF) if len(table) > STD_DDOF else [None] * len(keys)
+    return {
+        "part": part,
+        "folds": sorted(per_fold),
+        "std_ddof": STD_DDOF,
+        "per_fold": {str(f): per_fold[f] for f in sorted(per_fold)},
+        "mean": {k: float(m) for k, m in zip(keys, mean, strict=True)},
+        "std": {k: (None if s is None else float(s)) for k, s in zip(keys, std, strict=True)},
+    }
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100.0 * x:.1f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _backbone_line(backbones: dict[str, Any]) -> str:
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(backbones.get("pretrained", {}).items()))
+    if backbones.get("random"):
+        return f"**Backbones: randomly initialised (not pretrained)** — {detail or 'no weights'}"
+    return f"Backbones: pretrained — {detail}"
+
+
+def _part_lines(title: str, part: dict[str, Any], label_names: Sequence[str], *,
+                detail: bool) -> list[str]:
+    rows = method_rows(part)
+    n = rows[0][1]["n"] if rows else 0
+    lines = [f"## {title} ({n} clips)", "", "Scores in %.", ""]
+    lines += _table(["method"] + [_NICE[m] for m in SCALAR_METRICS],
+                    [[name] + [_pct(m[s]) for s in SCALAR_METRICS] for name, m in rows])
+    if "embedding" in part:
+        emb = part["embedding"]
+        lines += ["", "Embedding retrieval against the training clips: "
+                  + ", ".join(f"{_NICE.get(k, k)} {_pct(v)}" for k, v in emb.items())]
+    # Per class for the softmax head and the smallest k only; the rest is in report.json.
+    for name, metrics in rows[:2] if detail else []:
+        lines += ["", f"### Per class, {name}", ""]
+        lines += _table(["class", "precision", "recall", "F1", "support"],
+                        [[c, _pct(pc["precision"]), _pct(pc["recall"]), _pct(pc["f1"]), pc["support"]]
+                         for c, pc in metrics["per_class"].items()])
+        lines += ["", "Confusion (rows true, columns predicted):", ""]
+        lines += _table([""] + list(label_names),
+                        [[c] + [str(v) for v in row] for c, row in zip(label_names, metrics["confusion"],
+                                                                          strict=True)])
+    return lines + [""]
+
+
+def render_fold_markdown(report: dict[str, Any]) -> str:
+    """The readable report of one fold."""
+    split = report.get("split", {})
+    lines = [f"# Evaluation of run `{report.get('run')}`, fold {report.get('fold')}", "",
+             f"- checkpoint: `{report.get('checkpoint')}`",
+             f"- data root: `{report.get('data_root')}`",
+             "- " + _backbone_line(report.get("backbones", {}))]
+    for part in ("train", "val", "test"):
+        if part in split:
+            count = report.get("n_clips", {}).get(part, "?")
+            lines.append(f"- {part} actors: {', '.join(map(str, split[part]))} ({count} clips)")
+    lines.append("")
+    for part, title in (("test", "Test"), ("val", "Validation")):
+        if part in report["results"]:
+            lines += _part_lines(title, report["results"][part], report["label_names"],
+                                 detail=part == "test")
+    if report.get("plots"):
+        lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in report["plots"].items()] + [""]
+    return "\n".join(lines)
+
+
+def render_summary_markdown(summary: dict[str, Any], *, title: str, notes: Sequence[str] = ()) -> str:
+    """Per-fold table with mean ± std (in %), one metric per row; `notes` are listed first."""
+    folds = [str(f) for f in summary["folds"]]
+    rows = []
+    for key, mean in summary["mean"].items():
+        std = summary["std"][key]
+        spread = f"{_pct(mean)} ± {_pct(std)}" if std is not None else _pct(mean)
+        rows.append([key] + [_pct(summary["per_fold"][f][key]) for f in folds] + [spread])
+    lines = [f"# {title}", ""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    lines += [f"{summary['part']} scores in %, over {len(folds)} fold(s); "
+             f"± is the standard deviation over folds (ddof={summary['std_ddof']}).", ""]
+    return "\n".join(lines + _table(["metric"] + [f"fold {f}" for f in folds] + ["mean ± std"], rows)) + "\n"
+
+
+def write_fold_report(out_dir: str | Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_text(out_dir / "report.md", render_fold_markdown(report))
+    return out_dir / "report.json", out_dir / "report.md"
+
+
+def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, title: str,
+                  extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write the multi-fold ``report.json`` / ``report.md`` (test and, if present, validation)."""
+    out_dir = Path(out_dir)
+    summary = {"test": aggregate_folds(reports, "test")}
+    if all("val" in r["results"] for r in reports):
+        summary["val"] = aggregate_folds(reports, "val")
+    doc = {**(extra or {}), "summary": summary,
+           "folds": {str(r["fold"]): {k: r.get(k) for k in ("split", "n_clips", "checkpoint", "backbones")}
+                     for r in reports}}
+    atomic_write_json(out_dir / "report.json", doc)
+    notes = [_backbone_line(reports[0].get("backbones", {}))]
+    notes += [f"fold {r['fold']}: test actors {', '.join(map(str, r.get('split', {}).get('test', [])))}"
+              for r in reports]
+    text = render_summary_markdown(summary["test"], title=title, notes=notes)
+    if "val" in summary:
+        text += "\n" + render_summary_markdown(summary["val"], title="Validation").replace("# ", "## ", 1)
+    atomic_write_text(out_dir / "report.md", text)
+    return out_dir / "report.json", out_dir / "report.md"

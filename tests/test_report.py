@@ -1,0 +1,90 @@
+"""Report files and multi-fold aggregation (mean and std checked against numpy)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmer.eval.metrics import classification_metrics
+from mmer.eval.report import (
+    aggregate_folds,
+    fold_scalars,
+    write_fold_report,
+    write_summary,
+)
+
+NAMES = ["neutral", "happy", "sad"]
+
+
+def _fold_report(fold: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), 5)
+
+    def noisy(p_wrong: float) -> list[int]:
+        flip = rng.random(len(y)) < p_wrong
+        return np.where(flip, rng.integers(0, 3, len(y)), y).tolist()
+
+    part = {"softmax": classification_metrics(y, noisy(0.3), NAMES),
+            "knn": {"1": classification_metrics(y, noisy(0.5), NAMES),
+                    "5": classification_metrics(y, noisy(0.4), NAMES)},
+            "embedding": {"precision_at_1": float(rng.random()), "map_at_r": float(rng.random())}}
+    return {"run": "demo", "fold": fold, "checkpoint": f"runs/demo/fold_{fold}/best.pt",
+            "data_root": "data/Actors", "label_names": NAMES,
+            "split": {"train": [1, 2], "val": [3], "test": [4 + fold]},
+            "n_clips": {"train": 30, "val": 15, "test": 15},
+            "backbones": {"random": True, "pretrained": {"video": "random", "audio": "random"}},
+            "config": {"name": "demo"}, "results": {"test": part, "val": part},
+            "plots": {"t-SNE": "tsne_test.png"}}
+
+
+def test_aggregate_matches_numpy():
+    reports = [_fold_report(f, seed=10 + f) for f in range(4)]
+    summary = aggregate_folds(reports)
+    assert summary["folds"] == [0, 1, 2, 3]
+    for key in ("softmax head / accuracy", "kNN k=5 / UAR", "embedding / MAP@R"):
+        values = [fold_scalars(r)[key] for r in reports]
+        assert len(set(values)) > 1  # the folds really differ, so std is a real check
+        assert summary["mean"][key] == pytest.approx(np.mean(values))
+        assert summary["std"][key] == pytest.approx(np.std(values, ddof=1))
+        assert [summary["per_fold"][str(f)][key] for f in range(4)] == values
+
+
+def test_aggregate_single_fold_has_no_std():
+    summary = aggregate_folds([_fold_report(2, seed=0)])
+    assert summary["folds"] == [2]
+    assert all(v is None for v in summary["std"].values())
+    with pytest.raises(ValueError):
+        aggregate_folds([])
+
+
+def test_fold_scalars_order_and_names():
+    keys = list(fold_scalars(_fold_report(0, seed=1)))
+    assert keys[:2] == ["softmax head / accuracy", "softmax head / UAR"]
+    assert "kNN k=1 / macro-F1" in keys and "embedding / precision@1" in keys
+    assert keys.index("kNN k=1 / accuracy") < keys.index("kNN k=5 / accuracy")
+
+
+def test_fold_report_files(tmp_path):
+    report = _fold_report(0, seed=3)
+    json_path, md_path = write_fold_report(tmp_path, report)
+    assert json.loads(json_path.read_text()) == report
+    md = md_path.read_text()
+    acc = report["results"]["test"]["softmax"]["accuracy"]
+    assert f"| softmax head | {100 * acc:.1f} |" in md
+    assert "randomly initialised" in md
+    assert "test actors: 4 (15 clips)" in md
+    assert "| neutral |" in md and "![t-SNE](tsne_test.png)" in md
+
+
+def test_summary_files(tmp_path):
+    reports = [_fold_report(f, seed=f) for f in range(3)]
+    json_path, md_path = write_summary(tmp_path, reports, title="Run demo", extra={"run": "demo"})
+    doc = json.loads(json_path.read_text())
+    assert doc["run"] == "demo" and set(doc["folds"]) == {"0", "1", "2"}
+    mean = doc["summary"]["test"]["mean"]["softmax head / UAR"]
+    std = doc["summary"]["test"]["std"]["softmax head / UAR"]
+    md = md_path.read_text()
+    assert f"{100 * mean:.1f} ± {100 * std:.1f}" in md
+    assert "| metric | fold 0 | fold 1 | fold 2 | mean ± std |" in md
+    assert "## Validation" in md
