@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Colouring:
-    """How to colour the points of one panel: a name per point, and the panel title."""
+    """How to colour the points of one panel: the panel title, a name per point, and
+    the legend order (default: sorted names; names absent from `values` are left out)."""
 
     title: str
     values: Sequence[str]
+    order: Sequence[str] | None = None
 
 
 def tsne_2d(emb: np.ndarray, *, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
@@ -51,7 +53,9 @@ def _palette(n: int) -> list:
 
 def _panel(ax: plt.Axes, points: np.ndarray, colouring: Colouring) -> None:
     values = np.asarray([str(v) for v in colouring.values])
-    names = list(dict.fromkeys(values))  # first-seen order, as the caller sorted them
+    present = set(values.tolist())
+    names = [n for n in (colouring.order or sorted(present)) if n in present]
+    names += sorted(present - set(names))
     for name, colour in zip(names, _palette(len(names)), strict=True):
         mask = values == name
         ax.scatter(points[mask, 0], points[mask, 1], s=22, color=colour, label=name,
