@@ -1,0 +1,145 @@
+"""Strict loading of backbone checkpoints from ``resnet/``. Nothing is ever downloaded.
+
+:func:`load_backbone_weights` converts a checkpoint of a known *layout* to the
+module's parameter names, then checks keys and shapes strictly: any missing,
+unexpected or shape-mismatched key stops with an error that lists them. Only two
+documented exceptions are tolerated, and both are recorded in the returned metadata:
+
+- ``IGNORABLE_PREFIXES``: classifier keys (``fc.*``, ``classifier.*``) of a checkpoint
+  whose target module has no classifier at all (a feature extractor such as
+  :class:`~mmer.models.audio_resnet.AudioResNet18`). They are listed under ``ignored``.
+- ``*.num_batches_tracked`` BatchNorm counters absent from the checkpoint: files
+  written before PyTorch 0.4 (the 2017/2018 Hara releases) do not have them, and they
+  play no part in inference. Counted under ``absent_buffers``.
+
+Layouts:
+
+- ``hara``: 3D-ResNets-PyTorch files, ``{"state_dict": {"module.conv1.weight": ...}, ...}``;
+  the ``module.`` (DataParallel) prefix is removed.
+- ``torchvision``: a plain torchvision state dict (``r3d_18-b3b3357e.pth``).
+- ``torchvision_1ch``: as ``torchvision``, with ``conv1.weight`` (O, 3, k, k) summed over
+  its RGB axis to (O, 1, k, k) for 1-channel spectrogram input (``resnet18-f37072fd.pth``).
+
+Policies (``backbone.pretrained``): ``required`` - a missing file is an error saying
+which file to put where; ``optional`` - a missing file logs a warning and the module
+keeps its random initialisation; ``none`` - random initialisation on purpose, the file
+is not read. The returned metadata always says which happened.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("hara", "torchvision", "torchvision_1ch")
+POLICIES = ("required", "optional", "none")
+IGNORABLE_PREFIXES = ("fc.", "classifier.")
+OPTIONAL_BUFFER_SUFFIX = ".num_batches_tracked"
+_LIST_AT_MOST = 20
+
+
+class WeightLoadError(ValueError):
+    """A checkpoint that cannot be loaded as given; the message names the file."""
+
+
+class MissingWeightsError(WeightLoadError):
+    """A required checkpoint file is not on disk."""
+
+
+def load_backbone_weights(module: nn.Module, path: str | Path, *, layout: str,
+                          policy: str) -> dict[str, Any]:
+    """Load the checkpoint at `path` into `module` strictly, following `policy`.
+
+    Returns metadata: ``file``, ``layout``, ``policy``, ``status`` ("loaded" or
+    "random"), ``reason`` (why random, else None), ``missing``/``unexpected`` (always
+    empty when loaded: otherwise this raises), ``ignored`` and ``absent_buffers``.
+    Raises :class:`MissingWeightsError` (required, no file) or :class:`WeightLoadError`.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown weight layout {layout!r}; choices: {', '.join(LAYOUTS)}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown pretrained policy {policy!r}; choices: {', '.join(POLICIES)}")
+    path = Path(path)
+    meta: dict[str, Any] = {"file": str(path), "layout": layout, "policy": policy,
+                            "status": "random", "reason": None, "missing": [],
+                            "unexpected": [], "ignored": [], "absent_buffers": 0}
+    if policy == "none":
+        meta["reason"] = "backbone.pretrained is none: random initialisation on purpose"
+        return meta
+    if not path.is_file():
+        if policy == "required":
+            raise MissingWeightsError(
+                f"{path}: weight file not found. Put '{path.name}' into '{path.parent}/' "
+                f"(resnet/README.md says where each file comes from), or set "
+                f"backbone.pretrained to optional or none to run with random weights")
+        log.warning("%s: weight file not found; using RANDOM initialisation "
+                    "(backbone.pretrained is optional; see resnet/README.md)", path)
+        meta["reason"] = "weight file not found (backbone.pretrained: optional)"
+        return meta
+    state = convert_checkpoint(_read_checkpoint(path), layout, path)
+    meta.update(_load_strict(module, state, path))
+    meta["status"] = "loaded"
+    log.info("%s: loaded %d tensors into %s", path, len(state), type(module).__name__)
+    return meta
+
+
+def _read_checkpoint(path: Path) -> Any:
+    try:
+        # weights_only: a checkpoint is data, never code to run.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise WeightLoadError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+
+
+def convert_checkpoint(obj: Any, layout: str, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """Turn a loaded checkpoint object of `layout` into a state dict with our key names."""
+    if layout == "hara":
+        if not isinstance(obj, dict) or "state_dict" not in obj:
+            raise WeightLoadError(f"{path}: not a Hara-layout checkpoint (expected a dict "
+                                  f"with a 'state_dict' entry)")
+        obj = {k.removeprefix("module."): v for k, v in obj["state_dict"].items()}
+    if not isinstance(obj, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise WeightLoadError(f"{path}: expected a state dict (names -> tensors) for layout {layout}")
+    state = dict(obj)
+    if layout == "torchvision_1ch":
+        conv1 = state.get("conv1.weight")
+        if conv1 is not None and conv1.ndim == 4 and conv1.shape[1] == 3:
+            # Sum over RGB: the response to a grey input (x, x, x) is preserved exactly.
+            state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
+    return state
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
+    """Check keys and shapes against `module`, raise listing every problem, then copy."""
+    expected = module.state_dict()
+    has_prefix = {p for p in IGNORABLE_PREFIXES if any(k.startswith(p) for k in expected)}
+    ignored = sorted(k for k in state if k not in expected
+                     and k.startswith(IGNORABLE_PREFIXES) and not k.startswith(tuple(has_prefix)))
+    unexpected = sorted(k for k in state if k not in expected and k not in ignored)
+    absent = [k for k in expected if k not in state]
+    missing = [k for k in absent if not k.endswith(OPTIONAL_BUFFER_SUFFIX)]
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = [f"{name} ({len(keys)}): {_clip(keys)}" for name, keys in
+                (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+                if keys]
+    if problems:
+        raise WeightLoadError(f"{path}: checkpoint does not match {type(module).__name__}; "
+                              + "; ".join(problems))
+    module.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    if ignored:
+        log.info("%s: ignored %d classifier tensors the feature model does not have: %s",
+                 path, len(ignored), _clip(ignored))
+    return {"ignored": ignored, "absent_buffers": len(absent)}
+
+
+def _clip(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_LIST_AT_MOST])
+    more = len(keys) - _LIST_AT_MOST
+    return shown + (f", ... and {more} more" if more > 0 else "")
