@@ -1,0 +1,147 @@
+"""On-disk cache of backbone features: one ``torch.save`` file per clip.
+
+Layout: ``<root>/<config hash>/<clip id>.<key>.pt`` where the config hash covers every
+setting that changes the features (``video``, ``audio`` and ``backbone`` sections, the
+state of the weight files, MELD truncation and the entry format version) and the key
+hashes the clip's absolute path, size and mtime together with that config hash. So an
+edited clip, a changed feature setting or a weight file that appeared since the last
+run each miss the cache, and stale entries are never read.
+
+Entries are written with :func:`mmer.io.atomic_save`: a run killed mid-write leaves no
+partial entry, and the next run redoes exactly the clips without one. The entry dict
+is the one fixed in docs/design.md (``clip_id``, ``label``, ``speaker``, ``group``,
+``extra``, ``video``, ``audio``, ``logmel``, ``meta``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmer.config import Config
+from mmer.data.records import ClipRecord
+from mmer.io import atomic_save
+
+log = logging.getLogger(__name__)
+
+# Bump when the content or meaning of an entry changes: old caches then miss.
+ENTRY_FORMAT = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class CacheEntryError(ValueError):
+    """A cache entry that is absent, unreadable or not for the clip asked for."""
+
+
+def weights_state(cfg: Config) -> dict[str, str]:
+    """What each backbone's weights will be, from the disk alone (no model is built).
+
+    ``"random"`` when ``backbone.pretrained`` is none, the backbone is off or its file
+    is absent (with ``optional``; ``required`` fails later, at load time), otherwise
+    the file's name, size and mtime, so replacing a checkpoint invalidates the cache.
+    """
+    bb = cfg.backbone
+    files = {"video": (bb.video, bb.video_weights), "audio": (bb.audio, bb.audio_weights)}
+    state = {}
+    for part, (name, filename) in files.items():
+        path = Path(bb.weights_dir) / filename
+        if name == "none" or bb.pretrained == "none" or not path.is_file():
+            state[part] = "random"
+        else:
+            st = path.stat()
+            state[part] = f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+    return state
+
+
+def feature_config_hash(cfg: Config) -> str:
+    """16 hex digits over everything that changes the cached features of a clip."""
+    relevant: dict[str, Any] = {
+        "format": ENTRY_FORMAT,
+        "video": dataclasses.asdict(cfg.video),
+        "audio": dataclasses.asdict(cfg.audio),
+        "backbone": dataclasses.asdict(cfg.backbone),
+        "weights": weights_state(cfg),
+    }
+    if cfg.dataset == "meld":
+        relevant["meld_max_seconds"] = cfg.meld.max_seconds
+    blob = json.dumps(relevant, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+class FeatureCache:
+    """Per-clip feature entries under ``root/<feature_config_hash>/``."""
+
+    def __init__(self, root: str | Path, feature_config_hash: str) -> None:
+        self.root = Path(root)
+        self.config_hash = feature_config_hash
+        self.dir = self.root / feature_config_hash
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> FeatureCache:
+        """The cache that ``python -m mmer.extract`` fills for this config."""
+        return cls(cfg.features.cache_dir, feature_config_hash(cfg))
+
+    def path_for(self, record: ClipRecord) -> Path:
+        """Entry file of `record`; raises :class:`CacheEntryError` if its clip is unreadable."""
+        if record.path is None:
+            raise CacheEntryError(f"{record.clip_id}: no media file, nothing to cache")
+        clip = Path(record.path).resolve()
+        try:
+            st = clip.stat()
+        except OSError as err:
+            raise CacheEntryError(f"{clip}: cannot stat clip ({err.strerror})") from None
+        raw = f"{clip}\0{st.st_size}\0{st.st_mtime_ns}\0{self.config_hash}"
+        key = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+        stem = _UNSAFE.sub("_", record.clip_id).strip("_") or "clip"
+        return self.dir / f"{stem}.{key}.pt"
+
+    def has(self, record: ClipRecord) -> bool:
+        try:
+            return self.path_for(record).is_file()
+        except CacheEntryError:
+            return False
+
+    def get(self, record: ClipRecord) -> dict[str, Any]:
+        """Load the entry of `record` (tensors on CPU)."""
+        path = self.path_for(record)
+        if not path.is_file():
+            raise CacheEntryError(f"{path}: no cache entry for {record.clip_id}; "
+                                  f"run python -m mmer.extract with this config")
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a damaged file can fail in many ways
+            raise CacheEntryError(f"{path}: unreadable cache entry ({type(err).__name__}: {err})") from err
+        if not isinstance(entry, dict) or entry.get("clip_id") != record.clip_id:
+            raise CacheEntryError(f"{path}: cache entry is not for clip {record.clip_id}")
+        return entry
+
+    def put(self, record: ClipRecord, entry: dict[str, Any]) -> Path:
+        """Write `entry` for `record` atomically; returns the entry's path."""
+        path = self.path_for(record)
+        atomic_save(path, lambda tmp: torch.save(entry, tmp))
+        return path
+
+    def load_all(self, records: Sequence[ClipRecord]) -> tuple[list[dict[str, Any]], list[ClipRecord]]:
+        """Entries of `records` in their order, and the records that have none."""
+        entries, missing = [], []
+        for record in records:
+            if self.has(record):
+                entries.append(self.get(record))
+            else:
+                missing.append(record)
+        if missing:
+            log.warning("%d of %d clips have no cache entry in %s (first: %s)",
+                        len(missing), len(records), self.dir, missing[0].clip_id)
+        return entries, missing
+
+    @property
+    def skip_file(self) -> Path:
+        """Where extraction writes the clips it could not use (``skipped.tsv``)."""
+        return self.dir / "skipped.tsv"
