@@ -108,7 +108,9 @@ class BackboneConfig:
     # none: random init on purpose (recorded in the run metadata either way).
     pretrained: Literal["required", "optional", "none"] = "optional"
     weights_dir: str = "resnet"
-    video_weights: str = "resnet-101-kinetics.pth"
+    # File in weights_dir; None: the video backbone's standard file
+    # (resnet-101-kinetics.pth for r3d_101, r3d_18-b3b3357e.pth for r3d_18).
+    video_weights: str | None = None
     audio_weights: str = "resnet18-f37072fd.pth"
     # Audio features kept per segment: the last conv map or its pooled vector.
     audio_feature: Literal["map", "pooled"] = "pooled"
@@ -119,6 +121,7 @@ class FeatureConfig:
     """Feature extraction and its on-disk cache."""
 
     cache_dir: str = "cache"
+    # Snippets (or audio segments) per backbone forward pass, gathered across clips.
     batch_size: int = 24
     num_workers: int = 2
     device: str = "auto"

@@ -7,8 +7,14 @@ import pytest
 import torch
 import torchvision
 
+from mmer.config import BackboneConfig
 from mmer.models.audio_resnet import AudioResNet18
-from mmer.models.pretrained import MissingWeightsError, WeightLoadError, load_backbone_weights
+from mmer.models.pretrained import (
+    MissingWeightsError,
+    WeightLoadError,
+    load_backbone_weights,
+    weight_file,
+)
 from mmer.models.resnet3d import R3D18, ResNet3D, build_video_backbone
 
 
@@ -167,3 +173,10 @@ def test_unknown_names_list_the_choices():
         build_video_backbone("r2plus1d")
     with pytest.raises(ValueError, match="required, optional, none"):
         load_backbone_weights(R3D18(), "x.pth", layout="hara", policy="maybe")
+
+
+def test_weight_file_defaults_to_each_backbones_standard_name():
+    assert weight_file(BackboneConfig(), "video").as_posix() == "resnet/resnet-101-kinetics.pth"
+    assert weight_file(BackboneConfig(video="r3d_18"), "video").name == "r3d_18-b3b3357e.pth"
+    assert weight_file(BackboneConfig(video_weights="mine.pth"), "video").name == "mine.pth"
+    assert weight_file(BackboneConfig(weights_dir="w"), "audio").as_posix() == "w/resnet18-f37072fd.pth"

@@ -28,6 +28,7 @@ import torch
 from mmer.config import Config
 from mmer.data.records import ClipRecord
 from mmer.io import atomic_save
+from mmer.models.pretrained import weight_file
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,10 @@ def weights_state(cfg: Config) -> dict[str, str]:
     the file's name, size and mtime, so replacing a checkpoint invalidates the cache.
     """
     bb = cfg.backbone
-    files = {"video": (bb.video, bb.video_weights), "audio": (bb.audio, bb.audio_weights)}
     state = {}
-    for part, (name, filename) in files.items():
-        path = Path(bb.weights_dir) / filename
-        if name == "none" or bb.pretrained == "none" or not path.is_file():
+    for part, name in (("video", bb.video), ("audio", bb.audio)):
+        path = weight_file(bb, part) if name != "none" else None
+        if path is None or bb.pretrained == "none" or not path.is_file():
             state[part] = "random"
         else:
             st = path.stat()

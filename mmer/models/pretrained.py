@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmer.config import BackboneConfig
+
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("hara", "torchvision", "torchvision_1ch")
@@ -41,6 +43,9 @@ POLICIES = ("required", "optional", "none")
 IGNORABLE_PREFIXES = ("fc.", "classifier.")
 OPTIONAL_BUFFER_SUFFIX = ".num_batches_tracked"
 _LIST_AT_MOST = 20
+# The file each backbone's checkpoint has under its usual name (see resnet/README.md).
+STANDARD_FILES = {"r3d_101": "resnet-101-kinetics.pth", "r3d_18": "r3d_18-b3b3357e.pth",
+                  "resnet18": "resnet18-f37072fd.pth"}
 
 
 class WeightLoadError(ValueError):
@@ -49,6 +54,15 @@ class WeightLoadError(ValueError):
 
 class MissingWeightsError(WeightLoadError):
     """A required checkpoint file is not on disk."""
+
+
+def weight_file(bb: BackboneConfig, part: str) -> Path:
+    """Checkpoint path of the ``"video"`` or ``"audio"`` backbone of `bb`."""
+    if part == "video":
+        return Path(bb.weights_dir) / (bb.video_weights or STANDARD_FILES[bb.video])
+    if part == "audio":
+        return Path(bb.weights_dir) / bb.audio_weights
+    raise ValueError(f"unknown backbone part {part!r}; choices: video, audio")
 
 
 def load_backbone_weights(module: nn.Module, path: str | Path, *, layout: str,
