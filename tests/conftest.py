@@ -1,0 +1,175 @@
+"""Shared test fixtures: tiny real media files made on the spot, never downloaded.
+
+Every fixture here is session-scoped and lazy: a file is written the first
+time a test asks for it (in a pytest temporary folder) and reused after.
+All clips are small (64x48 px, about a second) so the whole suite stays fast
+on two shared cores. Fixtures that return several facts return a NamedTuple.
+
+Media fixtures:
+    synthetic_ravdess  RAVDESS ``Actors`` folder: 6 actors x 3 emotions x 2 statements
+    synthetic_meld     MELD root folder with train/dev/test CSVs and clips
+    lossless_clip      mp4 whose decoded frames equal known frames exactly (+ 440 Hz AAC)
+    sine_wav           16 kHz mono wav holding a known 1 kHz sine
+    no_audio_mp4       H.264 mp4 without an audio stream
+    silent_mp4         H.264 + AAC mp4 whose audio is all zeros
+    corrupt_mp4        random bytes behind an mp4 ``ftyp`` header
+    truncated_mp4      a faststart mp4 cut mid-stream (opens, then fails mid-decode)
+    moovless_mp4       an mp4 cut before its trailing ``moov`` index (cannot be opened)
+    zero_frame_mkv     Matroska file with an empty video stream and silent audio
+Other:
+    shared_data        ``../shared/data`` beside the project root; skips the test when absent
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from mmer.data.mediafiles import (
+    make_corrupt_file,
+    make_truncated_copy,
+    make_zero_frame_clip,
+    write_audio,
+    write_clip,
+    write_lossless_clip,
+)
+from mmer.data.synthetic import make_ravdess_set
+from mmer.data.synthetic_meld import make_meld_set
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SMALL = (64, 48)  # (width, height) of every fixture clip
+FPS = 15.0
+
+
+class LosslessClip(NamedTuple):
+    path: Path
+    frames: np.ndarray   # uint8 (T, H, W, 3), exactly what decoding must return
+    fps: float
+    tone_hz: float       # frequency of the AAC sine track
+    sample_rate: int
+
+
+class SineWav(NamedTuple):
+    path: Path
+    wave: np.ndarray     # float32 (N,) as written (before 16-bit quantisation)
+    freq: float
+    sample_rate: int
+
+
+def _tone(freq: float, seconds: float, sample_rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _moving_frames(n: int, seed: int = 0) -> np.ndarray:
+    """uint8 (n, 48, 64, 3): random texture plus a bright square that moves each frame."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, SMALL[1], SMALL[0], 3), dtype=np.uint8)
+    for i in range(n):
+        frames[i, 10:20, 2 + 3 * i:12 + 3 * i] = 255
+    return frames
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide folder for the single-file media fixtures."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real RAVDESS audio, MELD CSVs); the test is skipped when absent."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_ravdess(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``Actors`` folder of a tiny synthetic RAVDESS (use it as ``cfg.ravdess.root``).
+
+    Actors 1-6; emotions 01 neutral, 03 happy, 05 angry; intensity 01; statements
+    01 and 02; repetition 01: 36 trials. Each trial has a full-AV
+    ``01-01-EE-01-SS-01-AA.mp4`` (H.264 64x48 at 15 fps, stereo AAC 48 kHz, 1.5 s),
+    a video-only ``02-...mp4`` twin and an audio-only ``03-...wav`` twin (mono 48 kHz).
+    """
+    root = tmp_path_factory.mktemp("ravdess")
+    make_ravdess_set(root, actors=range(1, 7), emotions=(1, 3, 5), statements=(1, 2),
+                     repetitions=(1,), intensities=(1,), size=SMALL, fps=FPS, seconds=1.5,
+                     audio_twins=True, video_twins=True)
+    return root / "Actors"
+
+
+@pytest.fixture(scope="session")
+def synthetic_meld(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic MELD root (use it as ``cfg.meld.root``; default folder and CSV names).
+
+    14 train utterances, 7 dev and 7 test, each emotion present in every split;
+    clips are 64x48 H.264 at 15 fps with mono 16 kHz AAC, 0.6 to 1.4 s long.
+    """
+    root = tmp_path_factory.mktemp("meld_out")
+    make_meld_set(root, 14, n_eval=7, size=SMALL, fps=FPS, seconds=1.0)
+    return root / "MELD"
+
+
+@pytest.fixture(scope="session")
+def lossless_clip(media_dir: Path) -> LosslessClip:
+    """12 known frames (64x48, 15 fps, lossless RGB H.264 in mp4) plus a 440 Hz AAC tone at 16 kHz."""
+    frames = _moving_frames(12)
+    tone = _tone(440.0, 12 / FPS, 16000)
+    path = write_lossless_clip(media_dir / "lossless.mp4", frames, FPS, tone, 16000)
+    return LosslessClip(path, frames, FPS, 440.0, 16000)
+
+
+@pytest.fixture(scope="session")
+def sine_wav(media_dir: Path) -> SineWav:
+    """1 s of a 1 kHz sine, amplitude 0.5, as a 16 kHz mono 16-bit wav."""
+    wave = _tone(1000.0, 1.0, 16000)
+    return SineWav(write_audio(media_dir / "sine_1k.wav", wave, 16000), wave, 1000.0, 16000)
+
+
+@pytest.fixture(scope="session")
+def no_audio_mp4(media_dir: Path) -> Path:
+    """H.264 mp4 (10 frames) with no audio stream at all."""
+    return write_clip(media_dir / "no_audio.mp4", _moving_frames(10), FPS)
+
+
+@pytest.fixture(scope="session")
+def silent_mp4(media_dir: Path) -> Path:
+    """H.264 + AAC mp4 (15 frames, 1 s); the audio track is present but all zeros."""
+    return write_clip(media_dir / "silent.mp4", _moving_frames(15), FPS,
+                      np.zeros(16000, np.float32), 16000)
+
+
+@pytest.fixture(scope="session")
+def corrupt_mp4(media_dir: Path) -> Path:
+    """4 kB of random bytes behind an mp4 ``ftyp`` box: not a media container."""
+    return make_corrupt_file(media_dir / "corrupt.mp4")
+
+
+def _long_clip(media_dir: Path, name: str, faststart: bool) -> Path:
+    return write_clip(media_dir / name, _moving_frames(20, seed=1), FPS,
+                      _tone(300.0, 20 / FPS, 16000), 16000, faststart=faststart)
+
+
+@pytest.fixture(scope="session")
+def truncated_mp4(media_dir: Path) -> Path:
+    """The first 60% of a faststart mp4 (index in front): opens, then the decode hits the cut."""
+    src = _long_clip(media_dir, "whole_faststart.mp4", faststart=True)
+    return make_truncated_copy(src, media_dir / "truncated.mp4", 0.6)
+
+
+@pytest.fixture(scope="session")
+def moovless_mp4(media_dir: Path) -> Path:
+    """The first 60% of an ordinary mp4, whose ``moov`` index comes last: cannot be opened."""
+    src = _long_clip(media_dir, "whole.mp4", faststart=False)
+    return make_truncated_copy(src, media_dir / "moovless.mp4", 0.6)
+
+
+@pytest.fixture(scope="session")
+def zero_frame_mkv(media_dir: Path) -> Path:
+    """Matroska with an H.264 video stream holding zero frames, plus 1 s of silent AAC."""
+    return make_zero_frame_clip(media_dir / "zero_frames.mkv")

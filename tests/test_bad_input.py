@@ -1,0 +1,99 @@
+"""Every kind of bad media input raises DecodeError naming the file and the problem."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from mmer.data.decode import DecodeError, decode_clip, load_audio
+from mmer.data.mediafiles import write_clip
+
+
+def _expect(path: Path, problem: str, **kwargs) -> DecodeError:
+    with pytest.raises(DecodeError) as info:
+        decode_clip(path, **kwargs)
+    message = str(info.value)
+    assert path.name in message, message
+    assert problem in message, message
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+@pytest.mark.parametrize("fixture, problem", [
+    ("corrupt_mp4", "not a readable media container"),
+    ("moovless_mp4", "not a readable media container"),
+    ("truncated_mp4", "truncated"),  # by a decoder error or by the frame count, per cut point
+    ("no_audio_mp4", "no audio stream"),
+    ("zero_frame_mkv", "zero decoded video frames"),
+])
+def test_bad_file_kinds(request, fixture, problem):
+    _expect(request.getfixturevalue(fixture), problem)
+
+
+def test_missing_file(tmp_path):
+    _expect(tmp_path / "absent.mp4", "cannot open")
+
+
+def test_folder_instead_of_file(tmp_path):
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    _expect(folder, "cannot open")
+
+
+def test_unreadable_file(tmp_path, lossless_clip):
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(lossless_clip.path.read_bytes())
+    path.chmod(0)
+    try:
+        if path.open("rb"):  # root reads anything: nothing to test then
+            pytest.skip("running with permissions that ignore file modes")
+    except PermissionError:
+        _expect(path, "cannot open")
+    finally:
+        path.chmod(0o600)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    _expect(path, "not a readable media container")
+
+
+def test_wav_has_no_video_stream(sine_wav):
+    _expect(sine_wav.path, "no video stream")
+
+
+def test_load_audio_of_video_only_clip(no_audio_mp4):
+    with pytest.raises(DecodeError, match=f"{no_audio_mp4.name}: no audio stream"):
+        load_audio(no_audio_mp4)
+
+
+def test_cut_on_a_packet_boundary_is_caught_by_the_frame_count(tmp_path):
+    """A cut between two packets raises nothing in FFmpeg; the declared frame count catches it."""
+    frames = np.random.default_rng(3).integers(0, 256, (30, 48, 64, 3), dtype=np.uint8)
+    whole = write_clip(tmp_path / "whole.mp4", frames, 15.0, faststart=True)
+    with av.open(str(whole)) as container:
+        positions = [p.pos for p in container.demux(video=0) if p.size and p.pos is not None]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: positions[len(positions) // 2]])
+    err = _expect(cut, "truncated: decoded", audio=False)
+    assert "of 30 video frames" in str(err)
+
+
+def test_garbage_inside_the_stream(tmp_path):
+    """Noise over the middle of the media data: the file opens, the decoder then fails."""
+    frames = np.random.default_rng(4).integers(0, 256, (30, 48, 64, 3), dtype=np.uint8)
+    whole = write_clip(tmp_path / "whole.mp4", frames, 15.0, faststart=True)
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 2000] = np.random.default_rng(5).integers(0, 256, 2000, np.uint8).tobytes()
+    broken = tmp_path / "noisy.mp4"
+    broken.write_bytes(bytes(data))
+    _expect(broken, "truncated or corrupt stream after", audio=False)
+
+
+def test_bad_arguments_are_value_errors(lossless_clip):
+    with pytest.raises(ValueError, match="max_seconds must be positive"):
+        decode_clip(lossless_clip.path, max_seconds=0)
