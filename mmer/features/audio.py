@@ -1,0 +1,92 @@
+"""Log-mel spectrograms, normalised per clip and cut into segments aligned with the video snippets.
+
+Frames are `cfg.win_ms` (32 ms) Hamming windows every `cfg.hop_ms` (10 ms),
+centred (frame t is centred on sample t * hop, the signal zero-padded at both
+ends). The FFT size is the window length rounded up to a power of two (512 at
+16 kHz), the window zero-padded to it. Mel power is taken to decibels (floor
+1e-10, at most 80 dB below the clip's peak) and standardised over the whole
+clip; the standard deviation is floored, so a silent clip gives zeros, never NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import librosa
+import numpy as np
+import torch
+
+from mmer.config import AudioConfig
+
+STD_FLOOR = 1e-3  # dB; a clip flatter than this is treated as constant (silence)
+TOP_DB = 80.0
+
+
+def frame_params(sr: int, cfg: AudioConfig) -> tuple[int, int, int]:
+    """(win_length, hop_length, n_fft) in samples at `sr`."""
+    win = int(round(sr * cfg.win_ms / 1000.0))
+    hop = int(round(sr * cfg.hop_ms / 1000.0))
+    if win < 1 or hop < 1:
+        raise ValueError(f"audio window {cfg.win_ms} ms / hop {cfg.hop_ms} ms is under one "
+                         f"sample at {sr} Hz")
+    return win, hop, 1 << (win - 1).bit_length()
+
+
+def _check_wave(wave: np.ndarray, sr: int) -> np.ndarray:
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"audio must be mono (N,), got shape {wave.shape}")
+    if sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}")
+    if not np.all(np.isfinite(wave)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return wave
+
+
+def log_mel(wave: np.ndarray, sr: int, cfg: AudioConfig) -> np.ndarray:
+    """float32 (M, T) standardised log-mel of mono `wave` (N,) at `sr` Hz.
+
+    M = cfg.n_mels, T = 1 + max(N, win) // hop. A clip shorter than one window
+    is zero-padded to one window.
+    """
+    wave = _check_wave(wave, sr)
+    win, hop, n_fft = frame_params(sr, cfg)
+    if wave.shape[0] < win:
+        wave = np.pad(wave, (0, win - wave.shape[0]))
+    power = librosa.feature.melspectrogram(
+        y=wave, sr=sr, n_fft=n_fft, hop_length=hop, win_length=win, window="hamming",
+        center=True, pad_mode="constant", power=2.0, n_mels=cfg.n_mels, fmin=cfg.fmin,
+        fmax=cfg.fmax)
+    db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=TOP_DB)
+    std = max(float(db.std()), STD_FLOOR)
+    return ((db - db.mean()) / std).astype(np.float32)
+
+
+def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
+    """`wave` (N,) cut or zero-padded at the end to exactly `n` samples."""
+    if wave.shape[0] >= n:
+        return wave[:n]
+    return np.pad(wave, (0, n - wave.shape[0]))
+
+
+def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
+    """float32 (S, 1, M, Ts): the clip's log-mel cut into S = cfg.n_segments equal-time parts.
+
+    Segment s starts at frame floor(s * T / S), so it covers the s-th S-th of
+    the clip, the span of video snippet s (see :mod:`mmer.data.sampling`).
+    Every segment is Ts = ceil(T / S) frames long; the last one is padded with
+    the clip's minimum (silence). With `cfg.clip_seconds` the wave is first cut
+    or zero-padded to that duration, so Ts is the same for every clip;
+    otherwise Ts follows the clip's length.
+    """
+    wave = _check_wave(wave, sr)
+    if cfg.n_segments < 1:
+        raise ValueError(f"audio.n_segments must be positive, got {cfg.n_segments}")
+    if cfg.clip_seconds is not None:
+        wave = fit_length(wave, int(round(cfg.clip_seconds * sr)))
+    mel = log_mel(wave, sr, cfg)
+    n_frames, n_seg = mel.shape[1], cfg.n_segments
+    seg_len = math.ceil(n_frames / n_seg)
+    padded = np.pad(mel, ((0, 0), (0, seg_len)), constant_values=mel.min())
+    starts = [s * n_frames // n_seg for s in range(n_seg)]
+    segments = np.stack([padded[:, a:a + seg_len] for a in starts])[:, None]
+    return torch.from_numpy(np.ascontiguousarray(segments))
