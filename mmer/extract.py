@@ -1,0 +1,299 @@
+"""Turn every clip of a dataset into cached backbone features.
+
+    python -m mmer.extract --config configs/ravdess.yaml [--set k=v ...] [--limit N]
+                           [--device cpu|cuda|auto]
+
+Clips already in the cache are skipped, so a killed run resumes where it stopped.
+Decoding and snippet/segment building run in DataLoader workers
+(``features.num_workers``) so they overlap the backbone passes; the backbones see
+``features.batch_size`` snippets (or segments) per forward pass, gathered from
+several clips. A clip that cannot be used is listed with its reason in
+``skipped.tsv`` in the cache folder and the job carries on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from mmer.config import BackboneConfig, Config, ConfigError, load_config
+from mmer.data.decode import decode_clip
+from mmer.data.records import ClipRecord
+from mmer.features.audio import audio_segments
+from mmer.features.cache import FeatureCache
+from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
+from mmer.io import SkipList
+from mmer.models.audio_resnet import AudioResNet18
+from mmer.models.pretrained import load_backbone_weights, weight_file
+from mmer.models.resnet3d import build_video_backbone
+
+log = logging.getLogger(__name__)
+MELD_SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class ExtractSummary:
+    """What one extraction run did. `clip_seconds`: wall time per extracted clip
+    (each forward group's time shared evenly among its clips)."""
+
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    clip_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+def collect_records(cfg: Config) -> tuple[list[ClipRecord], SkipList]:
+    """All clips of ``cfg.dataset``, sorted by clip id, and the files the readers skipped."""
+    if cfg.dataset == "ravdess":
+        from mmer.data.ravdess import scan_ravdess
+        records, skips = scan_ravdess(cfg.ravdess)
+    else:
+        from mmer.data.meld import meld_records
+        records, skips = [], SkipList()
+        for split in MELD_SPLITS:
+            part, part_skips = meld_records(cfg.meld, split)
+            records.extend(part)
+            skips.extend(part_skips)
+    return sorted(records, key=lambda r: r.clip_id), skips
+
+
+def wanted_streams(cfg: Config) -> tuple[bool, bool]:
+    """(video, audio): which streams the clips of this config have and are used."""
+    modality = cfg.ravdess.modality if cfg.dataset == "ravdess" else "full_av"
+    video = cfg.backbone.video != "none" and modality != "audio_only"
+    return video, modality != "video_only"
+
+
+def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
+                 cropper: FaceDetector | None = None) -> dict[str, Any]:
+    """Decode one clip into backbone inputs.
+
+    Returns ``snippets`` (S, 3, L, H, W) float32 when `video`, ``logmel``
+    (S, 1, M, Ts) float32 when `audio`, ``face_misses`` and ``truncated``.
+    Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
+    """
+    max_seconds = cfg.meld.max_seconds if cfg.dataset == "meld" else None
+    clip = decode_clip(record.path, video=video, audio=audio,
+                       sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
+    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated}
+    if video:
+        out["snippets"], out["face_misses"] = video_snippets(clip.frames, cfg.video, cropper)
+    if audio:
+        out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
+    return out
+
+
+class ClipDataset(Dataset):
+    """Item i: ``prepare_clip`` of records[i] plus ``index``, or ``{"index", "error"}``."""
+
+    def __init__(self, records: Sequence[ClipRecord], cfg: Config) -> None:
+        self.records = list(records)
+        self.cfg = cfg
+        self.video, self.audio = wanted_streams(cfg)
+        self._cropper: FaceDetector | None = None  # built lazily: one per worker process
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        try:
+            if self._cropper is None and self.video and self.cfg.video.face_crop:
+                self._cropper = HaarFaceDetector()
+            inputs = prepare_clip(record, self.cfg, video=self.video, audio=self.audio,
+                                  cropper=self._cropper)
+            return {"index": index, **inputs}
+        except Exception as err:  # anything raised here would kill the worker and the job
+            reason = str(err) if str(record.path) in str(err) else f"{record.path}: {err}"
+            return {"index": index, "error": f"{type(err).__name__}: {reason}"}
+
+
+def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return items
+
+
+class Backbones:
+    """The configured video/audio backbones on `device`, and where their weights came from."""
+
+    def __init__(self, cfg: Config, device: torch.device) -> None:
+        bb, self.device = cfg.backbone, device
+        self.cuda = device.type == "cuda"
+        self.chunk = cfg.features.batch_size
+        self.video: nn.Module | None = None
+        self.audio: nn.Module | None = None
+        self.pretrained: dict[str, dict[str, Any]] = {}
+        if bb.video != "none":
+            video = build_video_backbone(bb.video)
+            self.video = self._load("video", video, bb.video, bb)
+        if bb.audio != "none":
+            self.audio = self._load("audio", AudioResNet18(output=bb.audio_feature), bb.audio, bb)
+
+    def _load(self, part: str, module: nn.Module, name: str, bb: BackboneConfig) -> nn.Module:
+        meta = load_backbone_weights(module, weight_file(bb, part), layout=module.weight_layout,
+                                     policy=bb.pretrained)
+        self.pretrained[part] = {"name": name, **meta}
+        log.info("%s backbone %s: %s (%s)", part, name, meta["status"], meta["file"])
+        module = module.eval().to(self.device)
+        if self.cuda:  # channels-last kernels are the fast ones for bf16 convolutions
+            fmt = torch.channels_last_3d if part == "video" else torch.channels_last
+            module = module.to(memory_format=fmt)
+        return module
+
+    def features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
+        """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU."""
+        feats: list[dict[str, Tensor]] = [{} for _ in items]
+        for key, module, inputs in (("video", self.video, "snippets"), ("audio", self.audio, "logmel")):
+            if module is None or not items or inputs not in items[0]:
+                continue
+            for f, out in zip(feats, self.run(module, [it[inputs] for it in items]), strict=True):
+                f[key] = out
+        return feats
+
+    def run(self, module: nn.Module, inputs: list[Tensor]) -> list[Tensor]:
+        """Forward each clip's (S_i, ...) inputs, batching across clips; fp16 CPU outputs.
+
+        Clips whose inputs differ in shape (audio of other lengths) go in separate batches.
+        """
+        outputs: list[Tensor | None] = [None] * len(inputs)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(inputs):
+            groups.setdefault(tuple(x.shape[1:]), []).append(i)
+        for members in groups.values():
+            stacked = torch.cat([inputs[i] for i in members])
+            feats = torch.cat([self._forward(module, part)
+                               for part in stacked.split(self.chunk)])
+            for i, out in zip(members, feats.split([len(inputs[i]) for i in members]), strict=True):
+                outputs[i] = out
+        return outputs  # type: ignore[return-value]
+
+    def _forward(self, module: nn.Module, x: Tensor) -> Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.cuda:
+            fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return module(x.contiguous(memory_format=fmt)).to("cpu", torch.float16)
+        return module(x).to(torch.float16)
+
+
+def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, Tensor],
+               pretrained: dict[str, Any]) -> dict[str, Any]:
+    """The cache entry of docs/design.md for one clip."""
+    entry: dict[str, Any] = {
+        "clip_id": record.clip_id, "label": record.label, "speaker": record.speaker,
+        "group": record.group, "extra": json.loads(json.dumps(record.extra, default=str)),
+        **feats,
+        "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
+                 "truncated": bool(item["truncated"])},
+    }
+    if "logmel" in item:
+        entry["logmel"] = item["logmel"].to(torch.float16)
+    return entry
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected cpu, cuda or auto, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
+            progress: bool = True) -> ExtractSummary:
+    """Extract and cache the features of every clip of `cfg` not cached yet."""
+    start = time.perf_counter()
+    records, skips = collect_records(cfg)
+    records = records[:limit] if limit is not None else records
+    cache = FeatureCache.for_config(cfg)
+    for record in records:
+        if record.path is None:
+            skips.add(record.clip_id, "no media file for this clip")
+    todo = [r for r in records if r.path is not None and not cache.has(r)]
+    with_media = sum(r.path is not None for r in records)
+    summary = ExtractSummary(total=len(records), cached=with_media - len(todo))
+    log.info("%d clips, %d already cached in %s, %d to extract",
+             len(records), summary.cached, cache.dir, len(todo))
+    dev = resolve_device(device or cfg.features.device)
+    try:
+        if todo:
+            _extract_clips(cfg, todo, cache, Backbones(cfg, dev), skips, summary, progress)
+    finally:
+        summary.skipped = len(skips)
+        summary.seconds = time.perf_counter() - start
+        skips.write(cache.skip_file)  # also when empty: replaces an earlier run's list
+    return summary
+
+
+def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
+                   nets: Backbones, skips: SkipList, summary: ExtractSummary, progress: bool) -> None:
+    n_snip = max(cfg.video.n_snippets, cfg.audio.n_segments, 1)
+    loader = DataLoader(ClipDataset(todo, cfg), batch_size=max(1, cfg.features.batch_size // n_snip),
+                        num_workers=cfg.features.num_workers, collate_fn=_collate,
+                        pin_memory=nets.cuda, generator=torch.Generator().manual_seed(0),
+                        worker_init_fn=_worker_init)
+    tick = time.perf_counter()
+    with tqdm(total=len(todo), unit="clip", desc="extract", disable=not progress) as bar, \
+            torch.inference_mode():
+        for items in loader:
+            good = []
+            for it in items:
+                if "error" in it:
+                    skips.add(todo[it["index"]].path, it["error"])
+                else:
+                    good.append(it)
+            for it, feats in zip(good, nets.features(good), strict=True):
+                record = todo[it["index"]]
+                cache.put(record, make_entry(record, it, feats, nets.pretrained))
+            now = time.perf_counter()
+            summary.done += len(good)
+            summary.clip_seconds += [(now - tick) / len(items)] * len(good)
+            tick = now
+            bar.update(len(items))
+
+
+def _worker_init(worker_id: int) -> None:
+    # One thread per worker: the workers are the parallelism, and oversubscribed
+    # intra-op threads would fight the backbone's threads for the same cores.
+    torch.set_num_threads(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmer.extract", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set features.num_workers=4")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N clips (by clip id)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                        help="default: features.device of the config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config, args.overrides)
+        summary = extract(cfg, limit=args.limit, device=args.device)
+    except ValueError as err:  # bad input of any kind (config, weights, dataset root): say what
+        log.error("%s", err)
+        return 2
+    log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
+             summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)
+    return 1 if summary.done == 0 and summary.total > summary.cached else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

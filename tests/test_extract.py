@@ -1,0 +1,134 @@
+"""End-to-end feature extraction on tiny synthetic RAVDESS clips (CPU, random weights)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from mmer.config import config_from_dict
+from mmer.data.synthetic import make_ravdess_set
+from mmer.extract import collect_records, extract, main
+from mmer.features.cache import FeatureCache
+from mmer.io import SkipList
+
+BAD = "01-01-03-01-01-01-01.mp4"  # a RAVDESS name whose content is not a video
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """4 good clips (actors 1-2, emotions 1-2), 64x48, 15 fps, 1.2 s, H.264 + AAC."""
+    root = tmp_path_factory.mktemp("ravdess")
+    make_ravdess_set(root, actors=(1, 2), emotions=(1, 2), statements=(1,), repetitions=(1,),
+                     intensities=(1,), size=(64, 48), fps=15.0, seconds=1.2, sample_rate=16000)
+    return root
+
+
+@pytest.fixture
+def dataset(clips, tmp_path):
+    """A private copy of the clips plus one corrupt mp4 with a valid RAVDESS name."""
+    root = tmp_path / "data"
+    shutil.copytree(clips, root)
+    (root / "Actors" / "Actor_01" / BAD).write_bytes(b"\x00\x00\x00\x18ftypmp42 not really")
+    return root
+
+
+def _raw(dataset, tmp_path) -> dict:
+    return {"ravdess": {"root": str(dataset / "Actors")},
+            "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+            "audio": {"n_mels": 16, "n_segments": 2},
+            "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp_path)},
+            "features": {"cache_dir": str(tmp_path / "cache"), "batch_size": 2,
+                         "num_workers": 0, "device": "cpu"}}
+
+
+def _cfg(dataset, tmp_path, *overrides):
+    return config_from_dict(_raw(dataset, tmp_path), overrides)
+
+
+def _entries(cfg) -> list:
+    cache = FeatureCache.for_config(cfg)
+    return sorted(cache.dir.glob("*.pt")) if cache.dir.exists() else []
+
+
+def test_bad_clip_is_skipped_and_the_others_are_cached(dataset, tmp_path):
+    cfg = _cfg(dataset, tmp_path, "features.num_workers=2")  # the failure comes from a worker
+    summary = extract(cfg, progress=False)
+    assert (summary.total, summary.done, summary.skipped, summary.cached) == (5, 4, 1, 0)
+    skips = SkipList.read(FeatureCache.for_config(cfg).skip_file)
+    assert [s.item for s in skips] == [str(dataset / "Actors" / "Actor_01" / BAD)]
+    assert "DecodeError" in skips.items[0].reason and BAD in skips.items[0].reason
+    assert len(_entries(cfg)) == 4
+
+
+def test_entry_content(dataset, tmp_path):
+    cfg = _cfg(dataset, tmp_path, "backbone.audio_feature=map")
+    extract(cfg, progress=False)
+    records, _ = collect_records(cfg)
+    good = [r for r in records if r.path.name != BAD]
+    entry = FeatureCache.for_config(cfg).get(good[0])
+    assert entry["clip_id"] == good[0].clip_id and entry["label"] == good[0].label
+    assert entry["video"].dtype == entry["audio"].dtype == entry["logmel"].dtype == torch.float16
+    assert entry["video"].shape == (2, 512, 2, 2)  # (S, C, h, w) of R3D-18 at 32x32
+    assert entry["audio"].shape[:2] == (2, 512) and entry["audio"].ndim == 4  # map per segment
+    assert entry["logmel"].shape[:3] == (2, 1, 16)
+    meta = entry["meta"]
+    assert meta["face_misses"] == 0 and meta["truncated"] is False
+    assert meta["pretrained"]["video"]["name"] == "r3d_18"
+    assert meta["pretrained"]["video"]["status"] == meta["pretrained"]["audio"]["status"] == "random"
+
+
+def test_killed_run_leaves_no_partial_entry_and_rerun_does_the_rest(dataset, tmp_path, monkeypatch):
+    cfg = _cfg(dataset, tmp_path)
+    real_save, calls = torch.save, []
+
+    def dying_save(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 3:  # the third entry: write part of it, then "die"
+            with open(f, "wb") as fh:
+                fh.write(b"PK\x03\x04 partial")
+            raise KeyboardInterrupt("killed mid-write")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        extract(cfg, progress=False)
+    monkeypatch.setattr(torch, "save", real_save)
+    cache_dir = FeatureCache.for_config(cfg).dir
+    assert len(_entries(cfg)) == 2
+    assert [p.name for p in cache_dir.iterdir() if p.suffix != ".pt"] == ["skipped.tsv"]
+
+    processed = []
+    monkeypatch.setattr(FeatureCache, "put", _spy(FeatureCache.put, processed))
+    summary = extract(cfg, progress=False)
+    assert (summary.done, summary.cached, summary.skipped) == (2, 2, 1)
+    assert len(processed) == 2 and len(_entries(cfg)) == 4
+    processed.clear()
+    assert extract(cfg, progress=False).done == 0 and processed == []
+
+
+def _spy(method, seen: list):
+    def wrapper(self, record, entry):
+        seen.append(record.clip_id)
+        return method(self, record, entry)
+    return wrapper
+
+
+def test_changed_feature_config_invalidates_the_cache(dataset, tmp_path):
+    assert extract(_cfg(dataset, tmp_path), progress=False).done == 4
+    assert extract(_cfg(dataset, tmp_path, "features.batch_size=5"), progress=False).cached == 4
+    changed = extract(_cfg(dataset, tmp_path, "video.size=24"), progress=False)
+    assert (changed.done, changed.cached) == (4, 0)
+
+
+def test_main_with_limit_and_overrides(dataset, tmp_path):
+    config = tmp_path / "extract.yaml"
+    config.write_text(yaml.safe_dump(_raw(dataset, tmp_path)))
+    assert main(["--config", str(config), "--limit", "2", "--device", "cpu",
+                 "--set", "backbone.audio=none"]) == 0
+    cfg = _cfg(dataset, tmp_path, "backbone.audio=none")
+    entries = [torch.load(p, weights_only=True) for p in _entries(cfg)]
+    assert len(entries) == 2 and all("audio" not in e and "logmel" in e for e in entries)
+    assert main(["--config", str(config), "--set", "backbone.pretrained=required"]) == 2
+    assert main(["--config", str(config), "--set", "video.sise=3"]) == 2
