@@ -173,6 +173,9 @@ class AugmentConfig:
     freq_mask_width: int = 8
     mixup_alpha: float = 0.0
     random_crop: bool = False
+    # Random time crop: each log-mel segment is padded by this fraction of its length on
+    # both sides (with its quietest value) and a window of the original length is cut.
+    crop_fraction: float = 0.1
 
 
 @dataclass
