@@ -1,0 +1,127 @@
+"""Run folders, git provenance, checkpoints (atomic), metrics log and fold summaries.
+
+Layout (docs/design.md): ``runs/<name>/fold_<k>/`` with ``config.yaml``, ``split.json``,
+``metrics.jsonl``, ``last.pt``, ``best.pt``, TensorBoard events; ``runs/<name>/summary.md``
+and ``summary.json`` after ``--folds all``.
+
+A checkpoint is a dict (format :data:`CHECKPOINT_FORMAT`)::
+
+    {"format", "epoch" (epochs completed), "model", "optimizer", "scheduler",
+     "best": {"epoch", "val_uar"}, "metrics" (that epoch's), "config" (resolved dict),
+     "split": {"train", "val", "test"}, "label_names", "input_shapes", "extra_classes",
+     "git": {"sha", "dirty"}}
+
+so :func:`model_from_checkpoint` rebuilds the model without the command line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmer.config import config_from_dict
+from mmer.io import atomic_save, atomic_write_json, atomic_write_text
+from mmer.models.build import build_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+def git_info(repo: str | Path = ".") -> dict[str, Any]:
+    """{"sha": HEAD commit or None, "dirty": uncommitted changes to tracked files, or None}."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, check=True, timeout=20).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                capture_output=True, text=True, check=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+    return {"sha": sha, "dirty": bool(status.strip())}
+
+
+def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
+    return Path(runs_dir) / name / f"fold_{fold}"
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
+    """``torch.save`` `state` atomically (a kill mid-write leaves the previous file)."""
+    atomic_save(path, lambda tmp: torch.save(dict(state, format=CHECKPOINT_FORMAT), tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors on CPU)."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file fails in many ways
+        raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an mmer checkpoint of format {CHECKPOINT_FORMAT}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any] | str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(model with the checkpoint's weights, in eval mode, checkpoint dict).
+
+    The model is rebuilt from the config, input shapes, label names and extra tasks
+    stored in the checkpoint, never from the command line.
+    """
+    if not isinstance(ckpt, Mapping):
+        ckpt = load_checkpoint(ckpt)
+    cfg = config_from_dict(ckpt["config"], source="checkpoint config")
+    model = build_model(cfg, {k: tuple(v) for k, v in ckpt["input_shapes"].items()},
+                        n_classes=len(ckpt["label_names"]), extra_classes=ckpt.get("extra_classes"))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), dict(ckpt)
+
+
+def write_metrics(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write all epoch rows as JSON lines (atomically: the whole small file each time)."""
+    atomic_write_text(path, "".join(json.dumps(dict(r), default=float) + "\n" for r in rows))
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def summarise_folds(results: Mapping[int, Mapping[str, float]], keys: Sequence[str]) -> dict[str, Any]:
+    """Per-fold values of `keys`, their mean and sample std (ddof=1; None for one fold)."""
+    folds = sorted(results)
+    summary: dict[str, Any] = {"folds": {str(f): {k: results[f].get(k) for k in keys} for f in folds}}
+    for k in keys:
+        vals = np.array([results[f][k] for f in folds if results[f].get(k) is not None], dtype=float)
+        summary[k] = {"mean": float(vals.mean()) if len(vals) else None,
+                      "std": float(vals.std(ddof=1)) if len(vals) > 1 else None}
+    return summary
+
+
+def write_summary(root: str | Path, summary: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """Write ``summary.json`` and ``summary.md`` (per-fold table, mean +- std) to `root`."""
+    root = Path(root)
+    atomic_write_json(root / "summary.json", summary)
+    lines = ["| fold | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for fold, vals in summary["folds"].items():
+        lines.append(f"| {fold} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
+    cells = []
+    for k in keys:
+        mean, std = summary[k]["mean"], summary[k]["std"]
+        cells.append(_fmt(mean) + ("" if std is None else f" ± {std:.4f}"))
+    lines.append("| mean ± std | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(root / "summary.md", text)
+    return text
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"

@@ -1,0 +1,241 @@
+"""Training of one fold: data from the feature cache, epochs, checkpoints, resume.
+
+:func:`fold_data` reads the records, splits them (RAVDESS by actor with
+``fold_split``/``split_records``; MELD by its own train/dev/test) and loads the cached
+features; :func:`train_fold` trains with checkpoints in the fold folder. Rerunning the
+same command resumes from ``last.pt``; every epoch reseeds from ``(seed, epoch)``, so a
+resumed run ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from mmer.config import Config, config_to_dict, save_config
+from mmer.data.dataset import FeatureDataset, eval_loader, label_names, train_loader
+from mmer.engine import embed, train_one_epoch
+from mmer.eval.metrics import classification_metrics
+from mmer.io import SkipList, atomic_write_json
+from mmer.losses import build_loss
+from mmer.models.build import build_model, input_keys
+from mmer.runs import git_info, load_checkpoint, read_metrics, save_checkpoint, write_metrics
+from mmer.seed import derive_seed, seed_everything, set_deterministic
+
+log = logging.getLogger(__name__)
+PARTS = ("train", "val", "test")
+
+
+class CacheIncompleteError(RuntimeError):
+    """Clips without cached features: run the extractor first."""
+
+
+@dataclass
+class FoldData:
+    """The datasets of one fold and what a checkpoint must remember about them."""
+
+    parts: dict[str, FeatureDataset | None]
+    split: dict[str, Any]
+    label_names: list[str]
+    extra_classes: dict[str, int]
+    skips: SkipList
+
+
+def extra_tasks(cfg: Config) -> dict[str, int]:
+    """Extra classification tasks of the dataset: MELD's sentiment (3 classes)."""
+    return {"sentiment": 3} if cfg.dataset == "meld" else {}
+
+
+def split_parts(cfg: Config, records: list, fold: int) -> tuple[dict[str, list], dict[str, Any]]:
+    """({part: records}, split description) for `fold`."""
+    if cfg.dataset == "meld":
+        parts = {"train": [], "val": [], "test": []}
+        names = {"train": "train", "dev": "val", "test": "test"}
+        for r in records:
+            parts[names[r.clip_id.split("/", 1)[0]]].append(r)
+        clips = {p: [r.clip_id for r in parts[p]] for p in PARTS}
+        return parts, {"rule": "MELD train / dev (validation) / test", "clips": clips}
+    from mmer.data.splits import fold_split, record_actors, split_records, split_to_json
+    split = fold_split(record_actors(records), cfg.split, fold)
+    parts = split_records(records, split)
+    return {p: list(parts.get(p, [])) for p in PARTS}, split_to_json(split, parts)
+
+
+def fold_data(cfg: Config, fold: int) -> FoldData:
+    """Records -> split -> cached entries -> datasets. Raises CacheIncompleteError when
+    clips have no cache entry and were not skipped by the extractor."""
+    from mmer.extract import collect_records
+    from mmer.features.cache import FeatureCache
+    records, skips = collect_records(cfg)
+    cache = FeatureCache.for_config(cfg)
+    skipped_before = {s.item for s in SkipList.read(cache.skip_file)} if cache.skip_file.is_file() else set()
+    usable, missing = [], []
+    for r in records:
+        if cache.has(r):
+            usable.append(r)
+        elif str(r.path) in skipped_before or r.clip_id in skipped_before:
+            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped.tsv)")
+        else:
+            missing.append(r)
+    if missing:
+        raise CacheIncompleteError(
+            f"{len(missing)} of {len(records)} clips have no cached features in {cache.dir} "
+            f"(first: {missing[0].clip_id}); run: python -m mmer.extract --config <this config>")
+    if not usable:
+        raise CacheIncompleteError(f"no clips with cached features for {cfg.dataset} in {cache.dir}")
+    parts, split = split_parts(cfg, usable, fold)
+    keys = list(input_keys(cfg.model).values())
+    tasks = list(extra_tasks(cfg))
+    datasets: dict[str, FeatureDataset | None] = {}
+    for p in PARTS:
+        entries = [cache.get(r) for r in parts[p]]
+        datasets[p] = FeatureDataset(entries, keys, augment=cfg.train.augment, seed=cfg.train.seed,
+                                     extra_targets=tasks) if entries else None
+    if datasets["train"] is None:
+        raise ValueError(f"fold {fold}: no training clips")
+    return FoldData(datasets, split, label_names(cfg.dataset), extra_tasks(cfg), skips)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_lambda(total_steps: int, warmup_steps: int):
+    """Linear warm-up to 1 over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay,
+                               nesterov=True)
+    raise ValueError(f"unknown train.optimizer {t.optimizer!r}; valid: adamw, sgd")
+
+
+def score(model, dataset: FeatureDataset | None, names: list[str], device, batch_size: int) -> dict:
+    """Softmax-head accuracy and UAR on `dataset` ({} when there is none)."""
+    if dataset is None:
+        return {}
+    out = embed(model, eval_loader(dataset, batch_size), device=device)
+    metrics = classification_metrics(out["labels"], out["logits"].argmax(1), names)
+    return {"accuracy": metrics["accuracy"], "uar": metrics["uar"]}
+
+
+def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, Any]:
+    """Train one fold into `out_dir` (resuming from its ``last.pt``); returns the fold result:
+    best epoch and its validation scores, and the test scores of ``best.pt``."""
+    out_dir = Path(out_dir)
+    t = cfg.train
+    device = resolve_device(t.device)
+    set_deterministic(t.deterministic)
+    seed_everything(t.seed)
+    train_set = data.parts["train"]
+    model = build_model(cfg, train_set.input_shapes, n_classes=len(data.label_names),
+                        extra_classes=data.extra_classes).to(device)
+    loss_fn = build_loss(cfg.loss, data.label_names, train_labels=train_set.labels.tolist(),
+                         extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes}).to(device)
+    optimizer = make_optimizer(cfg, model)
+    steps = len(train_loader(train_set, t, seed=t.seed, epoch=0))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(steps * t.epochs, steps * t.warmup_epochs))
+    state = {"config": config_to_dict(cfg), "split": data.split, "label_names": data.label_names,
+             "input_shapes": {k: list(v) for k, v in train_set.input_shapes.items()},
+             "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent)}
+    start, best = _start(out_dir, state, model, optimizer, scheduler)
+    _announce(cfg, out_dir, state, data)
+    rows = [r for r in read_metrics(out_dir / "metrics.jsonl") if r["epoch"] <= start]
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(out_dir), purge_step=start + 1)
+    try:
+        for epoch in tqdm(range(start, t.epochs), desc="epochs", initial=start, total=t.epochs):
+            seed_everything(derive_seed(t.seed, epoch))
+            loader = train_loader(train_set, t, seed=t.seed, epoch=epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            train_m = train_one_epoch(model, loader, loss_fn, optimizer, device=device, epoch=epoch + 1,
+                                      grad_clip=t.grad_clip, mixup_alpha=t.augment.mixup_alpha,
+                                      step_fn=scheduler.step)
+            val_m = score(model, data.parts["val"], data.label_names, device, t.batch_size)
+            row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train_m.items()},
+                   **{f"val_{k}": v for k, v in val_m.items()}}
+            rows.append(row)
+            for k, v in row.items():
+                if k != "epoch":
+                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+            state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         scheduler=scheduler.state_dict(), metrics=row)
+            # Without validation actors the last epoch counts as the best.
+            if best is None or not val_m or val_m["uar"] > best["val_uar"]:
+                best = {"epoch": epoch + 1, "val_uar": val_m.get("uar", -1.0),
+                        "val_accuracy": val_m.get("accuracy")}
+                save_checkpoint(out_dir / "best.pt", dict(state, best=best))
+            write_metrics(out_dir / "metrics.jsonl", rows)
+            save_checkpoint(out_dir / "last.pt", dict(state, best=best))
+    finally:
+        writer.close()
+    return _result(cfg, data, out_dir, best, device)
+
+
+def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int, dict | None]:
+    """(epochs already done, best so far) from ``last.pt``, after loading its states."""
+    last = out_dir / "last.pt"
+    if not last.is_file():
+        return 0, None
+    ckpt = load_checkpoint(last)
+    if ckpt["config"] != state["config"]:
+        diff = _diff(ckpt["config"], state["config"])
+        raise ValueError(f"{last} was trained with another config ({', '.join(diff[:5])}); "
+                         f"use --run-name for a new run or delete {out_dir}")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    log.info("resuming %s after epoch %d", out_dir, ckpt["epoch"])
+    return int(ckpt["epoch"]), ckpt.get("best")
+
+
+def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    g = state["git"]
+    log.info("git %s%s", g["sha"], " (dirty: uncommitted changes)" if g["dirty"] else "")
+    log.info("config:\n%s", yaml.safe_dump(state["config"], sort_keys=False))
+    save_config(cfg, out_dir / "config.yaml")
+    atomic_write_json(out_dir / "split.json", data.split)
+    data.skips.write(out_dir / "skipped.tsv")
+    sizes = {p: (len(d) if d is not None else 0) for p, d in data.parts.items()}
+    log.info("clips per part: %s", sizes)
+
+
+def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
+    result: dict[str, Any] = dict(best or {})
+    if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
+        from mmer.runs import model_from_checkpoint
+        model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+        test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size)
+        result.update({f"test_{k}": v for k, v in test.items()})
+    return result
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
+

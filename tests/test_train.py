@@ -1,0 +1,147 @@
+"""train_fold on fabricated in-memory data: resume equals an uninterrupted run, checkpoints,
+best by validation UAR, non-finite loss; LR schedule and fold summary."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import mmer.training as training
+from mmer.config import Config
+from mmer.data.dataset import FeatureDataset
+from mmer.engine import NonFiniteLossError
+from mmer.io import SkipList
+from mmer.runs import load_checkpoint, model_from_checkpoint, read_metrics, summarise_folds, write_summary
+from mmer.training import FoldData, lr_lambda, train_fold
+
+NAMES = ["neutral", "calm", "happy", "sad"]
+
+
+def entries(actors, per_class=3, seed=0):
+    """Clips whose log-mel mean and audio vector depend on the class (learnable)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for actor in actors:
+        for c in range(len(NAMES)):
+            for i in range(per_class):
+                out.append({"clip_id": f"{actor}-{c}-{i}", "label": c, "speaker": str(actor),
+                            "group": f"{c}{i}", "extra": {},
+                            "audio": (torch.randn(3, 8, generator=gen) + c).half(),
+                            "logmel": (torch.randn(3, 1, 8, 12, generator=gen) + 0.5 * c).half()})
+    return out
+
+
+def tiny_cfg(tmp_path, **train) -> Config:
+    cfg = Config()
+    cfg.model.modalities = ["audio"]
+    cfg.model.fusion = "concat"
+    cfg.model.audio_encoder = "resnet18"
+    cfg.model.audio_width = 2
+    cfg.model.d_model, cfg.model.n_heads, cfg.model.embed_dim, cfg.model.dropout = 16, 2, 8, 0.1
+    t = cfg.train
+    t.epochs, t.batch_size, t.m_per_class, t.lr, t.warmup_epochs = 4, 8, 2, 3e-3, 1
+    t.runs_dir, t.device = str(tmp_path), "cpu"
+    t.augment.time_masks, t.augment.freq_masks, t.augment.random_crop = 1, 1, True
+    t.augment.mixup_alpha = 0.4
+    cfg.loss.label_smoothing = 0.1
+    for k, v in train.items():
+        setattr(t, k, v)
+    return cfg
+
+
+def fold(cfg) -> FoldData:
+    def make(actors, seed):
+        return FeatureDataset(entries(actors, seed=seed), ["logmel"], augment=cfg.train.augment,
+                              seed=cfg.train.seed)
+    parts = {"train": make([1, 2], 0), "val": make([3], 1), "test": make([4], 2)}
+    split = {"train": [1, 2], "val": [3], "test": [4], "fold": 0}
+    return FoldData(parts, split, NAMES, {}, SkipList())
+
+
+def test_resume_reaches_the_same_weights_and_metrics(tmp_path, monkeypatch):
+    cfg = tiny_cfg(tmp_path)
+    straight = train_fold(cfg, fold(cfg), tmp_path / "straight")
+
+    real = training.train_one_epoch
+    calls = {"n": 0}
+
+    def killed_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the job is killed during epoch 3
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_fold(cfg, fold(cfg), tmp_path / "resumed")
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(training, "train_one_epoch", real)
+    resumed = train_fold(cfg, fold(cfg), tmp_path / "resumed")
+
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    drop = ("train_clips_per_s",)
+    rows_a = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")]
+    rows_b = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl")]
+    assert rows_a == rows_b and [r["epoch"] for r in rows_a] == [1, 2, 3, 4]
+    assert straight == resumed
+
+
+def test_run_folder_checkpoints_and_best_by_validation_uar(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=3)
+    out = tmp_path / "run" / "fold_0"
+    result = train_fold(cfg, fold(cfg), out)
+    for name in ("config.yaml", "split.json", "metrics.jsonl", "last.pt", "best.pt", "skipped.tsv"):
+        assert (out / name).is_file(), name
+    assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
+    assert json.loads((out / "split.json").read_text())["test"] == [4]
+    rows = read_metrics(out / "metrics.jsonl")
+    best_row = max(rows, key=lambda r: (r["val_uar"], -r["epoch"]))
+    best = load_checkpoint(out / "best.pt")
+    assert best["best"]["epoch"] == best_row["epoch"] == result["epoch"]
+    assert result["val_uar"] == pytest.approx(best_row["val_uar"])
+    assert best["split"]["val"] == [3] and best["label_names"] == NAMES
+    model, ckpt = model_from_checkpoint(out / "best.pt")  # rebuilt from the checkpoint alone
+    assert ckpt["input_shapes"] == {"logmel": [3, 1, 8, 12]}
+    assert {"test_accuracy", "test_uar"} <= set(result)
+    assert not model.training
+
+
+def test_changed_config_is_not_resumed_silently(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=1)
+    train_fold(cfg, fold(cfg), tmp_path / "r")
+    cfg.train.lr = 1e-2
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        train_fold(cfg, fold(cfg), tmp_path / "r")
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=2)
+    data = fold(cfg)
+    data.parts["train"].inputs["logmel"][0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at epoch 1"):
+        train_fold(cfg, data, tmp_path / "nan")
+    assert not (tmp_path / "nan" / "last.pt").exists()
+
+
+def test_warmup_then_cosine():
+    f = lr_lambda(total_steps=10, warmup_steps=2)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0)
+    assert f(6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f(10) == pytest.approx(0.0)
+
+
+def test_fold_summary_mean_and_sample_std(tmp_path):
+    results = {0: {"val_uar": 0.5, "test_accuracy": 0.6}, 1: {"val_uar": 0.7, "test_accuracy": 0.8}}
+    summary = summarise_folds(results, ["val_uar", "test_accuracy"])
+    assert summary["val_uar"]["mean"] == pytest.approx(0.6)
+    assert summary["val_uar"]["std"] == pytest.approx(0.1414213, rel=1e-5)
+    text = write_summary(tmp_path, summary, ["val_uar", "test_accuracy"])
+    assert "| mean ± std | 0.6000 ± 0.1414 | 0.7000 ± 0.1414 |" in text
+    assert (tmp_path / "summary.md").read_text() == text and (tmp_path / "summary.json").is_file()
