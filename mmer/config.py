@@ -284,6 +284,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and "e" in value.lower():  # YAML 1.1 reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp in (int, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value
