@@ -80,7 +80,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], loss_
         parts = loss_fn(output, targets, indices_tuple=triplets, mix=mix)
         loss = parts["loss"]
         if not torch.isfinite(loss):
-            values = {k: float(v) for k, v in parts.items()}
+            values = {k: float(v.detach()) for k, v in parts.items()}
             raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {values}; "
                                      f"lower train.lr or check the inputs")
         optimizer.zero_grad(set_to_none=True)

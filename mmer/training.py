@@ -147,7 +147,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
     seed_everything(t.seed)
     train_set = data.parts["train"]
     model = build_model(cfg, train_set.input_shapes, n_classes=len(data.label_names),
-                        extra_classes=data.extra_classes).to(device)
+                        extra_classes=data.extra_classes)
+    model.fit_input_stats(train_set.inputs)
+    model = model.to(device)
     loss_fn = build_loss(cfg.loss, data.label_names, train_labels=train_set.labels.tolist(),
                          extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes}).to(device)
     optimizer = make_optimizer(cfg, model)

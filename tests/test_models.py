@@ -138,3 +138,18 @@ def test_factories_reject_unknown_names_listing_valid_ones():
 def test_missing_input_is_named():
     with pytest.raises(ValueError, match="need inputs"):
         build_model(tiny_cfg(modalities=("audio", "visual")), AV_SHAPES, n_classes=3)
+
+
+def test_inputs_are_standardised_with_training_statistics():
+    model = build_model(tiny_cfg(), AV_SHAPES, n_classes=3)
+    gen = torch.Generator().manual_seed(0)
+    train = {"video": 3.0 + 0.1 * torch.randn(20, *AV_SHAPES["video"], generator=gen),
+             "audio": -2.0 + 5.0 * torch.randn(20, *AV_SHAPES["audio"], generator=gen)}
+    model.fit_input_stats(train)
+    video = model.norms["video"](train["video"])        # channels: axis 2 of (B, S, C, h, w)
+    torch.testing.assert_close(video.mean(dim=(0, 1, 3, 4)), torch.zeros(24), atol=1e-4, rtol=0)
+    torch.testing.assert_close(video.std(dim=(0, 1, 3, 4)), torch.ones(24), atol=1e-4, rtol=0)
+    audio = model.norms["audio"](train["audio"])
+    torch.testing.assert_close(audio.mean(dim=(0, 1)), torch.zeros(20), atol=1e-4, rtol=0)
+    state = model.state_dict()  # checkpoints carry the statistics to evaluation
+    assert torch.equal(state["norms.audio.mean"], train["audio"].mean(dim=(0, 1)))

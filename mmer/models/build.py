@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mmer.config import Config, ModelConfig
@@ -39,6 +40,37 @@ def input_keys(model_cfg: ModelConfig) -> dict[str, str]:
     return keys
 
 
+class InputStandardizer(nn.Module):
+    """Per-channel (x - mean) / std with statistics fitted on the training clips.
+
+    Backbone features share a large common component that would swamp the
+    clip-to-clip differences after projection; standardising each channel removes it.
+    The statistics are buffers, so checkpoints carry them to evaluation. Channels: C of
+    (B, S, C, h, w), D of (B, S, D) and (B, D). Identity until :meth:`fit` is called.
+    """
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.ndim = len(shape)
+        channels = shape[1] if self.ndim == 4 else shape[-1]
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    def _view(self, t: Tensor) -> Tensor:
+        return t.view(-1, 1, 1) if self.ndim == 4 else t
+
+    @torch.no_grad()
+    def fit(self, x: Tensor, eps: float = 1e-5) -> None:
+        """Statistics of `x` (N, *shape), the training clips' inputs."""
+        x = x.float()
+        dims = [d for d in range(x.ndim) if d != (2 if self.ndim == 4 else x.ndim - 1)]
+        self.mean.copy_(x.mean(dim=dims))
+        self.std.copy_(x.std(dim=dims).clamp_min(eps))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self._view(self.mean)) / self._view(self.std)
+
+
 class EmotionModel(nn.Module):
     """forward(batch) -> ModelOutput; batch holds one tensor per key of ``input_keys``.
 
@@ -47,12 +79,15 @@ class EmotionModel(nn.Module):
     extra_logits {task: (B, K_task)}.
     """
 
-    def __init__(self, keys: Mapping[str, str], encoders: Mapping[str, nn.Module], fusion: nn.Module,
-                 head: nn.Module, embed_dim: int) -> None:
+    def __init__(self, keys: Mapping[str, str], shapes: Mapping[str, Sequence[int]],
+                 encoders: Mapping[str, nn.Module], fusion: nn.Module, head: nn.Module,
+                 embed_dim: int) -> None:
         super().__init__()
         self.input_keys = dict(keys)
         self.modalities = list(keys)
         self.encoders = nn.ModuleDict(dict(encoders))
+        self.norms = nn.ModuleDict({m: InputStandardizer(shapes[k]) for m, k in self.input_keys.items()
+                                    if k != "logmel"})
         self.fusion = fusion
         self.head = head
         self.embed_dim = embed_dim
@@ -63,8 +98,19 @@ class EmotionModel(nn.Module):
             if key not in batch:
                 raise KeyError(f"batch has no {key!r} for modality {modality!r} "
                                f"(batch keys: {sorted(batch)})")
-            tokens[modality] = self.encoders[modality](batch[key].float())
+            x = batch[key].float()
+            if modality in self.norms:
+                x = self.norms[modality](x)
+            tokens[modality] = self.encoders[modality](x)
         return self.head(self.fusion(tokens))
+
+    def fit_input_stats(self, inputs: Mapping[str, Tensor]) -> None:
+        """Fit the input standardisers on the training clips' inputs {key: (N, *shape)}.
+
+        Log-mels are left alone: they are normalised per clip and the ResNet has BatchNorm.
+        """
+        for modality, norm in self.norms.items():
+            norm.fit(inputs[self.input_keys[modality]])
 
 
 def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_classes: int,
@@ -92,7 +138,7 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
                               weights=m.late_weights, extra_classes=extra_classes)
     else:
         head = EmbeddingHead(fusion.out_dim, m.embed_dim, n_classes, m.dropout, extra_classes)
-    model = EmotionModel(keys, encoders, fusion, head, m.embed_dim)
+    model = EmotionModel(keys, input_shapes, encoders, fusion, head, m.embed_dim)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s fusion over %s, %d parameters", m.fusion, list(keys), n_params)
     return model
