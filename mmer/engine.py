@@ -62,6 +62,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], loss_
     """Train for one pass over `loader`; returns the mean of each loss part and clips/s.
 
     `step_fn` (e.g. a per-step LR scheduler's ``step``) runs after every optimizer step.
+    Mixup (``mixup_alpha`` > 0) applies to sampled batches, not to given triplets.
     Raises :class:`NonFiniteLossError` on a NaN/inf loss, naming the epoch and step.
     """
     model.train()

@@ -102,12 +102,6 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
     return FoldData(datasets, split, label_names(cfg.dataset), extra_tasks(cfg), skips)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def lr_lambda(total_steps: int, warmup_steps: int):
     """Linear warm-up to 1 over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
     def factor(step: int) -> float:
@@ -142,6 +136,7 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
     best epoch and its validation scores, and the test scores of ``best.pt``."""
     out_dir = Path(out_dir)
     t = cfg.train
+    from mmer.extract import resolve_device
     device = resolve_device(t.device)
     set_deterministic(t.deterministic)
     seed_everything(t.seed)

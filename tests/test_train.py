@@ -19,6 +19,15 @@ from mmer.training import FoldData, lr_lambda, train_fold
 NAMES = ["neutral", "calm", "happy", "sad"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on two shared cores, tiny ops wait on each other's threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def entries(actors, per_class=3, seed=0):
     """Clips whose log-mel mean and audio vector depend on the class (learnable)."""
     gen = torch.Generator().manual_seed(seed)
