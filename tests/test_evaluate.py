@@ -1,9 +1,14 @@
 """Scoring embedded sets, plots and report files, on synthetic embeddings (no model)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import NamedTuple
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+import yaml
 
 from mmer.config import EvalConfig
 from mmer.eval.evaluate import EmbeddedSet, make_plots, score_sets, speaker_colourings
@@ -75,3 +80,97 @@ def test_plots_written_and_open(sets, tmp_path):
     for name in plots.values():
         img = mpimg.imread(tmp_path / name)
         assert img.shape[0] > 300 and img.shape[1] > 600
+
+
+# ---------------------------------------------------------------- a real (tiny) run
+
+
+class TinyRun(NamedTuple):
+    run_dir: Path
+    config: Path
+    actors_root: Path
+    tmp: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_ravdess, tmp_path_factory) -> TinyRun:
+    """3 folds of the conftest synthetic RAVDESS (6 actors, 3 emotions), trained 2 epochs
+    on features from the real extractor with small random backbones."""
+    import train
+
+    tmp = tmp_path_factory.mktemp("eval_run")
+    raw = {"name": "tiny", "ravdess": {"root": str(synthetic_ravdess)},
+           "split": {"n_folds": 3, "n_val_actors": 1},
+           "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+           "audio": {"n_mels": 16, "n_segments": 2},
+           "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp)},
+           "features": {"cache_dir": str(tmp / "cache"), "batch_size": 4, "num_workers": 0,
+                        "device": "cpu"},
+           "model": {"d_model": 16, "n_heads": 2, "embed_dim": 8},
+           "train": {"epochs": 2, "batch_size": 6, "m_per_class": 2, "runs_dir": str(tmp / "runs"),
+                     "device": "cpu"},
+           "eval": {"k": [1, 3]}}
+    config = tmp / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert train.main(["--config", str(config), "--folds", "all", "--extract"]) == 0
+    return TinyRun(tmp / "runs" / "tiny", config, synthetic_ravdess, tmp)
+
+
+@pytest.mark.slow
+def test_evaluate_run_writes_fold_and_summary_reports(tiny_run):
+    import evaluate
+
+    assert evaluate.main(["--run", str(tiny_run.run_dir)]) == 0
+    summary = json.loads((tiny_run.run_dir / "report.json").read_text())
+    assert summary["summary"]["test"]["folds"] == [0, 1, 2]
+    accs = []
+    for fold in range(3):
+        fold_dir = tiny_run.run_dir / f"fold_{fold}"
+        report = json.loads((fold_dir / "report.json").read_text())
+        assert report["split"]["test"] == [2 * fold + 1, 2 * fold + 2]
+        assert report["n_clips"] == {"train": 18, "val": 6, "test": 12}
+        assert report["backbones"]["random"] is True
+        assert report["config"]["model"]["d_model"] == 16
+        assert set(report["results"]["test"]["knn"]) == {"1", "3"}
+        # The test clips scored are exactly the ones training held out.
+        split = json.loads((fold_dir / "split.json").read_text())
+        assert report["clips"]["test"] == split["clips"]["test"]
+        for name in report["plots"].values():
+            assert mpimg.imread(fold_dir / name).shape[0] > 300
+        assert "randomly initialised" in (fold_dir / "report.md").read_text()
+        accs.append(report["results"]["test"]["softmax"]["accuracy"])
+    key = "softmax head / accuracy"
+    assert summary["summary"]["test"]["mean"][key] == pytest.approx(np.mean(accs))
+    # train.py scored best.pt on the test fold too: the same model must give the same number.
+    train_summary = json.loads((tiny_run.run_dir / "summary.json").read_text())
+    assert [train_summary["folds"][str(f)]["test_accuracy"] for f in range(3)] == pytest.approx(accs)
+
+
+@pytest.mark.slow
+def test_checkpoint_model_comes_from_the_checkpoint(tiny_run, tmp_path):
+    from mmer.eval.evaluate import evaluate_checkpoint
+
+    # Changing the YAML after training must not matter: the config is read from best.pt.
+    tiny_run.config.write_text("model: {d_model: 999}\n")
+    report = evaluate_checkpoint(tiny_run.run_dir / "fold_1" / "best.pt", out_dir=tmp_path, plots=False)
+    assert report["config"]["model"]["d_model"] == 16 and report["fold"] == 1
+    assert (tmp_path / "report.md").is_file() and not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_other_data_root(tiny_run):
+    import evaluate
+    from mmer.data.synthetic import make_ravdess_set
+
+    make_ravdess_set(tiny_run.tmp / "other", actors=(7, 8), emotions=(1, 3, 5), statements=(1,),
+                     repetitions=(1,), intensities=(1,), size=(64, 48), fps=15.0, seconds=1.5)
+    other = tiny_run.tmp / "other" / "Actors"
+    args = ["--checkpoint", str(tiny_run.run_dir / "fold_0" / "best.pt"), "--data-root", str(other)]
+    assert evaluate.main(args) == 2  # no features yet for the other root: a clear refusal
+    assert evaluate.main(args + ["--extract"]) == 0
+    out = tiny_run.run_dir / "fold_0" / "eval_other_Actors"
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_clips"] == {"train": 18, "test": 6}
+    assert sorted({c.split("-")[-1] for c in report["clips"]["test"]}) == ["07", "08"]
+    assert "val" not in report["results"] and report["data_root"] == str(other)
+    assert evaluate.main(args + ["--data-set", "model.d_model=3"]) == 2  # model settings refused

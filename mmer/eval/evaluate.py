@@ -2,14 +2,14 @@
 
 The scoring here is a pure function of the model's outputs (:class:`EmbeddedSet`):
 the training clips are the kNN reference, every other part (validation, test, or the
-clips of another data root) is scored against them. Turning a checkpoint into
-embedded sets lives in :mod:`mmer.eval.checkpoint`.
+clips of another data root) is scored against them. :func:`evaluate_checkpoint` and
+:func:`evaluate_run` rebuild the model from a checkpoint, embed the fold's clips from
+the feature cache (:mod:`mmer.eval.sets`) and write the reports and plots.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +18,11 @@ import numpy as np
 from mmer.config import EvalConfig
 from mmer.eval.knn import knn_predict_many
 from mmer.eval.metrics import classification_metrics, embedding_metrics
+from mmer.eval.sets import EmbeddedSet
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EmbeddedSet:
-    """Model outputs for N clips: embedding (N, E), logits (N, K), labels (N,), ids, speakers."""
-
-    embedding: np.ndarray
-    logits: np.ndarray
-    labels: np.ndarray
-    clip_ids: list[str] = field(default_factory=list)
-    speakers: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.embedding = np.asarray(self.embedding, dtype=np.float32)
-        self.logits = np.asarray(self.logits, dtype=np.float32)
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        n = len(self.labels)
-        if self.embedding.shape[0] != n or self.logits.shape[0] != n:
-            raise ValueError(f"embedding {self.embedding.shape}, logits {self.logits.shape} and "
-                             f"labels {self.labels.shape} disagree on the number of clips")
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def score_part(reference: EmbeddedSet, query: EmbeddedSet, label_names: Sequence[str],
@@ -120,3 +98,94 @@ def make_plots(out_dir: str | Path, sets: dict[str, EmbeddedSet], results: dict[
                        title=f"{part} confusion, {caption}")
         plots[f"{part} confusion, {caption}"] = name
     return plots
+
+
+# ---------------------------------------------------------------- checkpoints and runs
+
+
+def _slug(data_root: str | None, overrides: Sequence[str]) -> str:
+    """Folder name for scores on other data: ``eval_<last two parts of the root>``."""
+    parts = Path(data_root).resolve().parts[-2:] if data_root else ("overrides",)
+    text = "_".join(parts) if data_root or not overrides else "_".join(overrides)
+    return "eval_" + "".join(c if c.isalnum() or c in "-." else "_" for c in text)[:80]
+
+
+def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
+                        data_overrides: Sequence[str] = (), out_dir: str | Path | None = None,
+                        plots: bool = True, device: str = "cpu", batch_size: int = 64) -> dict[str, Any]:
+    """Evaluate one fold's checkpoint; write report.json, report.md and PNGs; return the report.
+
+    The model and the clips of each part come from the checkpoint alone. `data_root` /
+    `data_overrides` score the clips of other data instead (see :mod:`mmer.eval.sets`);
+    the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise.
+    """
+    import torch
+
+    from mmer.config import config_to_dict
+    from mmer.eval.report import write_fold_report
+    from mmer.eval.sets import backbone_status, embed_entries, fold_entries, model_keys
+    from mmer.runs import load_checkpoint, model_from_checkpoint
+
+    path = Path(path)
+    model, ckpt = model_from_checkpoint(load_checkpoint(path))
+    other = bool(data_root or data_overrides)
+    entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides)
+    keys = model_keys(data_cfg)
+    dev = torch.device(device)
+    sets = {p: embed_entries(model, e, keys, device=dev, batch_size=batch_size) for p, e in entries.items()}
+    names = list(ckpt["label_names"])
+    results = score_sets(sets, names, data_cfg.eval)
+    out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
+    split = ckpt["split"]
+    report: dict[str, Any] = {
+        "run": path.parent.parent.name, "fold": int(split.get("fold", 0)), "checkpoint": str(path),
+        "epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "git": ckpt.get("git"),
+        "data_root": data_cfg.meld.root if data_cfg.dataset == "meld" else data_cfg.ravdess.root,
+        "data_overrides": list(data_overrides), "label_names": names,
+        "split": split.get("actors", {"rule": split.get("rule")}),
+        "n_clips": {p: len(s) for p, s in sets.items()},
+        "clips": {p: s.clip_ids for p, s in sets.items()},
+        "backbones": backbone_status(entries["train"], keys),
+        "knn": {"reference": "train", "index": "faiss.IndexFlatIP on L2-normalised embeddings",
+                "weights": f"exp(cosine / {data_cfg.eval.knn_temperature})"},
+        "config": config_to_dict(data_cfg), "results": results, "plots": {}, "out_dir": str(out),
+    }
+    if other:
+        report["split"] = {"train": split.get("actors", {}).get("train"), "test": "all clips of the data root"}
+    if plots and "test" in sets:
+        report["plots"] = make_plots(out, sets, results, names, dataset=data_cfg.dataset,
+                                     perplexity=data_cfg.eval.tsne_perplexity, seed=data_cfg.train.seed)
+    write_fold_report(out, report)
+    log.info("wrote %s", out / "report.md")
+    return report
+
+
+def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
+    """``<run>/fold_<k>/<which>.pt`` of every fold that has one, by fold number."""
+    run_dir = Path(run_dir)
+    found = [d / f"{which}.pt" for d in run_dir.glob("fold_*") if (d / f"{which}.pt").is_file()
+             and d.name.split("_", 1)[1].isdigit()]
+    if not found:
+        raise FileNotFoundError(f"{run_dir}: no fold_<k>/{which}.pt found (train the run first)")
+    return sorted(found, key=lambda p: int(p.parent.name.split("_", 1)[1]))
+
+
+def evaluate_run(run_dir: str | Path, *, which: str = "best", data_root: str | None = None,
+                 data_overrides: Sequence[str] = (), **kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
+    """Evaluate every fold of a run and write the fold summary; returns (reports, summary dir).
+
+    The summary (per-fold table, mean ± std) goes to ``<run>/report.md`` and ``report.json``,
+    or ``<run>/eval_<root>/`` for other data.
+    """
+    from mmer.eval.report import write_summary
+
+    run_dir = Path(run_dir)
+    reports = [evaluate_checkpoint(p, data_root=data_root, data_overrides=data_overrides, **kwargs)
+               for p in fold_checkpoints(run_dir, which)]
+    other = bool(data_root or data_overrides)
+    out = run_dir / _slug(data_root, data_overrides) if other else run_dir
+    title = f"Evaluation of run `{run_dir.name}` ({which}.pt)" + (f" on {reports[0]['data_root']}"
+                                                                    if other else "")
+    write_summary(out, reports, title=title, extra={"run": run_dir.name, "checkpoint": which,
+                                                    "data_root": reports[0]["data_root"]})
+    return reports, out

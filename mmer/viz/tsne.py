@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only, no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402  (a scikit-learn dependency)
 
 from mmer.viz.confusion import save_png  # noqa: E402
 
@@ -32,7 +33,7 @@ def tsne_2d(emb: np.ndarray, *, perplexity: float = 30.0, seed: int = 0) -> np.n
     """Project embeddings (N, D) to 2-D points (N, 2) with scikit-learn's t-SNE.
 
     The perplexity must stay below N; for small sets it is lowered to (N - 1) / 3
-    (logged), so a handful of test clips still gives a map.
+    (logged), so a handful of test clips still gives a map. Runs on one thread.
     """
     emb = np.asarray(emb, dtype=np.float32)
     n = len(emb)
@@ -43,7 +44,10 @@ def tsne_2d(emb: np.ndarray, *, perplexity: float = 30.0, seed: int = 0) -> np.n
         log.info("t-SNE perplexity lowered from %g to %.3g for %d points", perplexity, usable, n)
     tsne = TSNE(n_components=2, perplexity=usable, init="pca", random_state=seed,
                 learning_rate="auto")
-    return tsne.fit_transform(emb)
+    # One thread: for the few hundred clips of a test fold it is fast, and OpenMP threads
+    # spinning on a busy shared machine made the same call 20x slower.
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(emb)
 
 
 def _palette(n: int) -> list:

@@ -1,0 +1,101 @@
+"""Evaluate trained folds: FAISS kNN and softmax head, metrics, t-SNE and confusion plots.
+
+    python evaluate.py --run runs/NAME [--which best|last] [--data-root OTHER_ROOT]
+                       [--data-set ravdess.visual_table=FILE ...] [--extract] [--no-plots]
+    python evaluate.py --checkpoint runs/NAME/fold_0/best.pt [...]
+
+The model is rebuilt from the config stored in each checkpoint. Writes ``report.json``,
+``report.md`` and PNGs into every fold folder, and a per-fold table with mean ± std
+into the run folder. ``--data-root`` scores the clips of another folder of actors with
+the same layout against the training clips (into ``eval_<root>/`` folders).
+Exit codes: 0 done, 2 bad input (missing run, checkpoint, data or features).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmer.config import ConfigError
+from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run, fold_checkpoints
+from mmer.eval.report import fold_scalars
+
+log = logging.getLogger("evaluate")
+HEADLINE = ("softmax head / accuracy", "softmax head / UAR")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python evaluate.py", description=__doc__.split("\n")[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", type=Path, help="run folder: every fold_<k>/ in it is evaluated")
+    which.add_argument("--checkpoint", type=Path, help="one checkpoint file (a fold's best.pt or last.pt)")
+    parser.add_argument("--which", choices=("best", "last"), default="best",
+                        help="with --run: which checkpoint of each fold (default: best)")
+    parser.add_argument("--data-root", default=None,
+                        help="score every clip under this root (same layout) instead of the test fold")
+    parser.add_argument("--data-set", dest="data_overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="change a ravdess/meld/features setting for the "
+                        "evaluation data, e.g. --data-set ravdess.visual_table=other_aus.csv")
+    parser.add_argument("--extract", action="store_true",
+                        help="extract missing features of the evaluation data first")
+    parser.add_argument("--no-plots", action="store_true", help="skip the t-SNE and confusion PNGs")
+    parser.add_argument("--device", default="cpu", help="torch device for embedding (default: cpu)")
+    return parser.parse_args(argv)
+
+
+def _extract_first(checkpoints: Sequence[Path], args: argparse.Namespace) -> None:
+    """Fill the feature cache for the evaluation data of each checkpoint's config."""
+    from mmer.eval.sets import data_config
+    from mmer.extract import extract
+    from mmer.runs import load_checkpoint
+
+    done = set()
+    for path in checkpoints:
+        cfg_dict = load_checkpoint(path)["config"]
+        cfg = data_config(cfg_dict, args.data_root, args.data_overrides)
+        key = repr(cfg)
+        if key not in done:
+            extract(cfg, progress=False)
+            done.add(key)
+
+
+def _print_report(reports: list[dict], where: Path) -> None:
+    for report in reports:
+        scalars = fold_scalars(report)
+        knn = {k: v for k, v in scalars.items() if k.startswith("kNN") and k.endswith("/ accuracy")}
+        cells = [f"{k} {100 * scalars[k]:.1f}%" for k in HEADLINE] + [
+            f"{k} {100 * v:.1f}%" for k, v in knn.items()]
+        print(f"fold {report['fold']} ({report['n_clips'].get('test', 0)} test clips): " + ", ".join(cells))
+    if reports and reports[0]["backbones"]["random"]:
+        print("NOTE: the backbones were randomly initialised (no pretrained weights): "
+              + "; ".join(f"{k}: {v}" for k, v in reports[0]["backbones"]["pretrained"].items()))
+    print(f"report: {where / 'report.md'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    common = dict(data_root=args.data_root, data_overrides=args.data_overrides,
+                  plots=not args.no_plots, device=args.device)
+    try:
+        checkpoints = fold_checkpoints(args.run, args.which) if args.run else [args.checkpoint]
+        if args.extract:
+            _extract_first(checkpoints, args)
+        if args.run:
+            reports, where = evaluate_run(args.run, which=args.which, **common)
+        else:
+            report = evaluate_checkpoint(args.checkpoint, **common)
+            reports, where = [report], Path(report["out_dir"])
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    _print_report(reports, where)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
