@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -37,7 +38,6 @@ from mmer.models.pretrained import load_backbone_weights, weight_file
 from mmer.models.resnet3d import build_video_backbone
 
 log = logging.getLogger(__name__)
-MELD_SPLITS = ("train", "dev", "test")
 
 
 @dataclass
@@ -63,7 +63,7 @@ def collect_records(cfg: Config) -> tuple[list[ClipRecord], SkipList]:
         from mmer.data.ravdess import scan_ravdess
         records, skips = scan_ravdess(cfg.ravdess)
     else:
-        from mmer.data.meld import meld_records
+        from mmer.data.meld import MELD_SPLITS, meld_records
         records, skips = [], SkipList()
         for split in MELD_SPLITS:
             part, part_skips = meld_records(cfg.meld, split)
@@ -269,9 +269,9 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
 
 
 def _worker_init(worker_id: int) -> None:
-    # One thread per worker: the workers are the parallelism, and oversubscribed
-    # intra-op threads would fight the backbone's threads for the same cores.
-    torch.set_num_threads(1)
+    # The workers are the parallelism: OpenCV's own thread pool in each of them (torch
+    # is already limited to one thread there) would fight the backbones for the cores.
+    cv2.setNumThreads(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

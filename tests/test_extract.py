@@ -9,6 +9,7 @@ import yaml
 
 from mmer.config import config_from_dict
 from mmer.data.synthetic import make_ravdess_set
+from mmer.data.synthetic_meld import make_meld_set
 from mmer.extract import collect_records, extract, main
 from mmer.features.cache import FeatureCache
 from mmer.io import SkipList
@@ -132,3 +133,19 @@ def test_main_with_limit_and_overrides(dataset, tmp_path):
     assert len(entries) == 2 and all("audio" not in e and "logmel" in e for e in entries)
     assert main(["--config", str(config), "--set", "backbone.pretrained=required"]) == 2
     assert main(["--config", str(config), "--set", "video.sise=3"]) == 2
+
+
+def test_meld_splits_of_varying_length_and_truncation(tmp_path):
+    make_meld_set(tmp_path, 2, n_eval=1, size=(64, 48), seconds=1.0)
+    raw = _raw(tmp_path, tmp_path)
+    raw.update(dataset="meld", meld={"root": str(tmp_path / "MELD"), "max_seconds": 0.6})
+    cfg = config_from_dict(raw)
+    summary = extract(cfg, progress=False)
+    assert (summary.done, summary.skipped) == (4, 0)
+    records, _ = collect_records(cfg)
+    assert sorted({r.clip_id.split("/")[0] for r in records}) == ["dev", "test", "train"]
+    entries, missing = FeatureCache.for_config(cfg).load_all(records)
+    assert missing == [] and [e["clip_id"] for e in entries] == [r.clip_id for r in records]
+    long_clips = [e for r, e in zip(records, entries, strict=True)
+                  if r.extra["end"] - r.extra["start"] > 0.7]
+    assert long_clips and all(e["meta"]["truncated"] for e in long_clips)
