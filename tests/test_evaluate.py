@@ -92,12 +92,17 @@ class TinyRun(NamedTuple):
     tmp: Path
 
 
+_BUILT: list[TinyRun] = []  # test_predict imports the fixture: build the run once per session
+
+
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_ravdess, tmp_path_factory) -> TinyRun:
     """3 folds of the conftest synthetic RAVDESS (6 actors, 3 emotions), trained 2 epochs
     on features from the real extractor with small random backbones."""
     import train
 
+    if _BUILT:
+        return _BUILT[0]
     tmp = tmp_path_factory.mktemp("eval_run")
     raw = {"name": "tiny", "ravdess": {"root": str(synthetic_ravdess)},
            "split": {"n_folds": 3, "n_val_actors": 1},
@@ -113,7 +118,8 @@ def tiny_run(synthetic_ravdess, tmp_path_factory) -> TinyRun:
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(raw))
     assert train.main(["--config", str(config), "--folds", "all", "--extract"]) == 0
-    return TinyRun(tmp / "runs" / "tiny", config, synthetic_ravdess, tmp)
+    _BUILT.append(TinyRun(tmp / "runs" / "tiny", config, synthetic_ravdess, tmp))
+    return _BUILT[0]
 
 
 @pytest.mark.slow

@@ -86,7 +86,41 @@ def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[
             f"{len(missing)} of {len(records)} {what} clips have no cached features in {cache.dir} "
             f"(first: {missing[0].clip_id}); run: python -m mmer.extract with the run's config "
             f"(or evaluate.py --extract)")
+    if "visual" in model_keys(cfg):
+        entries = _attach_visual(cfg, records, entries, what)
     return entries
+
+
+def _attach_visual(cfg: Config, records: Sequence[ClipRecord], entries: list[dict[str, Any]],
+                   what: str) -> list[dict[str, Any]]:
+    """`entries` with ``"visual"`` from ``ravdess.visual_table``. Clips of other data
+    (`what` ``"evaluation"``) without a row are listed in the log and left out; for the
+    checkpoint's own clips a missing row is an error."""
+    from mmer.data.visual_table import visual_features, with_visual
+
+    other = what == "evaluation"
+    features, _ = visual_features(cfg.ravdess, records, list_unused=other)
+    lacking = [r.clip_id for r in records if r.clip_id not in features]
+    if lacking and not other:
+        raise MissingFeaturesError(f"{len(lacking)} {what} clips have no row in the visual table "
+                                   f"{cfg.ravdess.visual_table} (first: {lacking[0]})")
+    return with_visual([e for e in entries if str(e["clip_id"]) in features], features)
+
+
+def checkpoint_records(ckpt: Mapping[str, Any]) -> tuple[Config, dict[str, list[ClipRecord]]]:
+    """(the checkpoint's config, {part: records}) for the clips its ``split["clips"]`` lists."""
+    from mmer.extract import collect_records
+
+    cfg = config_from_dict(ckpt["config"], source="checkpoint config")
+    clips = ckpt["split"]["clips"]
+    records, _ = collect_records(cfg)
+    by_id = {r.clip_id: r for r in records}
+    lost = [c for part in clips.values() for c in part if c not in by_id]
+    if lost:
+        root = cfg.ravdess.root if cfg.dataset == "ravdess" else cfg.meld.root
+        raise MissingFeaturesError(f"{len(lost)} clips of the checkpoint's split are no longer "
+                                   f"under {root} (first: {lost[0]})")
+    return cfg, {part: [by_id[c] for c in ids] for part, ids in clips.items() if ids}
 
 
 def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
@@ -98,30 +132,22 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     """
     from mmer.extract import collect_records
 
-    cfg = config_from_dict(ckpt["config"], source="checkpoint config")
-    clips = ckpt["split"]["clips"]
-    records, _ = collect_records(cfg)
-    by_id = {r.clip_id: r for r in records}
-    lost = [c for part in clips.values() for c in part if c not in by_id]
-    if lost:
-        raise MissingFeaturesError(f"{len(lost)} clips of the checkpoint's split are no longer "
-                                   f"under {cfg.ravdess.root if cfg.dataset == 'ravdess' else cfg.meld.root}"
-                                   f" (first: {lost[0]})")
-    wanted = ("train",) if data_root or data_overrides else ("train", "val", "test")
-    parts = {p: load_entries(cfg, [by_id[c] for c in clips.get(p, [])], p)
-             for p in wanted if clips.get(p)}
-    if not (data_root or data_overrides):
+    cfg, records = checkpoint_records(ckpt)
+    other = bool(data_root or data_overrides)
+    wanted = ("train",) if other else ("train", "val", "test")
+    parts = {p: load_entries(cfg, records[p], p) for p in wanted if p in records}
+    if not other:
         return parts, cfg
-    other = data_config(ckpt["config"], data_root, data_overrides)
-    other_records, skips = collect_records(other)
+    other_cfg = data_config(ckpt["config"], data_root, data_overrides)
+    other_records, skips = collect_records(other_cfg)
     if len(skips):
         log.warning("%d files of the evaluation data were skipped (%s)", len(skips), next(iter(skips)))
-    shared = sorted({r.clip_id for r in other_records} & set(clips.get("train", [])))
+    shared = sorted({r.clip_id for r in other_records} & {r.clip_id for r in records.get("train", [])})
     if shared:
         log.warning("%d evaluation clips have the clip id of a training clip (first: %s): "
                     "is the other data root really other actors?", len(shared), shared[0])
-    parts["test"] = load_entries(other, other_records, "evaluation")
-    return parts, other
+    parts["test"] = load_entries(other_cfg, other_records, "evaluation")
+    return parts, other_cfg
 
 
 def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
