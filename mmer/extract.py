@@ -50,6 +50,8 @@ class ExtractSummary:
     skipped: int = 0
     cached: int = 0
     seconds: float = 0.0
+    # Clips cut at meld.max_seconds by this run.
+    truncated: int = 0
     clip_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -63,13 +65,28 @@ def collect_records(cfg: Config) -> tuple[list[ClipRecord], SkipList]:
         from mmer.data.ravdess import scan_ravdess
         records, skips = scan_ravdess(cfg.ravdess)
     else:
-        from mmer.data.meld import MELD_SPLITS, meld_records
+        from mmer.data.meld import MELD_SPLITS, meld_records, split_files
         records, skips = [], SkipList()
+        clips = needs_clips(cfg)
         for split in MELD_SPLITS:
-            part, part_skips = meld_records(cfg.meld, split)
+            csv_path, clip_dir = split_files(cfg.meld, split)
+            if split == "test" and not (csv_path.is_file() and (clip_dir.is_dir() or not clips)):
+                log.info("MELD test split not found (%s, %s): train and dev only", csv_path, clip_dir)
+                continue
+            part, part_skips = meld_records(cfg.meld, split, require_clips=clips)
             records.extend(part)
             skips.extend(part_skips)
     return sorted(records, key=lambda r: r.clip_id), skips
+
+
+def needs_clips(cfg: Config) -> bool:
+    """Whether the model of `cfg` reads features of the media files (audio, log-mel, video).
+
+    A text-only MELD model reads the CSVs alone: its records have ``path=None``.
+    """
+    from mmer.models.build import input_keys
+    return cfg.dataset != "meld" or any(k in ("audio", "logmel", "video")
+                                        for k in input_keys(cfg.model).values())
 
 
 def wanted_streams(cfg: Config) -> tuple[bool, bool]:
@@ -123,10 +140,6 @@ class ClipDataset(Dataset):
             return {"index": index, "error": f"{type(err).__name__}: {reason}"}
 
 
-def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return items
-
-
 class Backbones:
     """The configured video/audio backbones on `device`, and where their weights came from."""
 
@@ -137,6 +150,8 @@ class Backbones:
         self.video: nn.Module | None = None
         self.audio: nn.Module | None = None
         self.pretrained: dict[str, dict[str, Any]] = {}
+        if self.cuda:  # fixed input shapes: let cuDNN pick its fastest kernels once
+            torch.backends.cudnn.benchmark = True
         if bb.video != "none":
             video = build_video_backbone(bb.video)
             self.video = self._load("video", video, bb.video, bb)
@@ -190,12 +205,18 @@ class Backbones:
         return module(x).to(torch.float16)
 
 
+def record_entry(record: ClipRecord) -> dict[str, Any]:
+    """The record fields of a cache entry (docs/design.md), without features: what a
+    text-only model reads, the text being attached by :func:`mmer.features.text.with_text`."""
+    return {"clip_id": record.clip_id, "label": record.label, "speaker": record.speaker,
+            "group": record.group, "extra": json.loads(json.dumps(record.extra, default=str))}
+
+
 def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, Tensor],
                pretrained: dict[str, Any]) -> dict[str, Any]:
     """The cache entry of docs/design.md for one clip."""
     entry: dict[str, Any] = {
-        "clip_id": record.clip_id, "label": record.label, "speaker": record.speaker,
-        "group": record.group, "extra": json.loads(json.dumps(record.extra, default=str)),
+        **record_entry(record),
         **feats,
         "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
                  "truncated": bool(item["truncated"])},
@@ -244,8 +265,9 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
 def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
                    nets: Backbones, skips: SkipList, summary: ExtractSummary, progress: bool) -> None:
     n_snip = max(cfg.video.n_snippets, cfg.audio.n_segments, 1)
+    # collate_fn=list: a batch stays a list of clip dicts (their shapes may differ).
     loader = DataLoader(ClipDataset(todo, cfg), batch_size=max(1, cfg.features.batch_size // n_snip),
-                        num_workers=cfg.features.num_workers, collate_fn=_collate,
+                        num_workers=cfg.features.num_workers, collate_fn=list,
                         pin_memory=nets.cuda, generator=torch.Generator().manual_seed(0),
                         worker_init_fn=_worker_init)
     tick = time.perf_counter()
@@ -261,6 +283,7 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
             for it, feats in zip(good, nets.features(good), strict=True):
                 record = todo[it["index"]]
                 cache.put(record, make_entry(record, it, feats, nets.pretrained))
+                summary.truncated += bool(it["truncated"])
             now = time.perf_counter()
             summary.done += len(good)
             summary.clip_seconds += [(now - tick) / len(items)] * len(good)
@@ -292,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
              summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)
+    if cfg.dataset == "meld":
+        log.info("%d of the %d clips extracted were longer than meld.max_seconds = %g s and truncated",
+                 summary.truncated, summary.done, cfg.meld.max_seconds)
     return 1 if summary.done == 0 and summary.total > summary.cached else 0
 
 
