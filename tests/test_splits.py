@@ -75,7 +75,7 @@ def test_zero_val_actors_and_default_fold() -> None:
     (SplitConfig(n_folds=6), 6, "fold 6 does not exist; split.n_folds=6 gives folds 0..5"),
     (SplitConfig(n_folds=6), -1, "fold -1 does not exist"),
     (SplitConfig(n_folds=6, n_val_actors=20), 0, r"n_val_actors=20 must be in 0\.\.19"),
-    (SplitConfig(n_folds=1, n_val_actors=0), 0, "n_folds must be at least 2"),
+    (SplitConfig(n_folds=1, n_val_actors=0), 1, "n_folds=1 has only fold 0"),
 ])
 def test_fold_split_refusals(cfg: SplitConfig, fold: int, message: str) -> None:
     with pytest.raises(SplitError, match=message):

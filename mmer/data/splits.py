@@ -68,7 +68,13 @@ def actor_folds(actors: Iterable[int], n_folds: int) -> list[list[int]]:
 
 
 def _val_actors(folds: list[list[int]], fold: int, rule: str, n_val: int) -> list[int]:
-    """The `n_val` validation actors taken from the training folds by `rule`."""
+    """The `n_val` validation actors taken from the training folds by `rule`.
+
+    With a single fold (no test actors) every actor is in the pool and "next_fold"
+    takes the first actors, as if an empty test fold came before them.
+    """
+    if len(folds) == 1:
+        folds, fold = [[], folds[0]], 0
     pool = sorted(a for k, group in enumerate(folds) if k != fold for a in group)
     if n_val < 0 or n_val >= len(pool):
         raise SplitError(f"split.n_val_actors={n_val} must be in 0..{len(pool) - 1} "
@@ -92,12 +98,18 @@ def fold_split(actors: Iterable[int], split_cfg: SplitConfig, fold: int | None =
     Test: fold `fold` of :func:`actor_folds`. Validation: ``split_cfg.n_val_actors``
     of the remaining actors chosen by ``split_cfg.val_rule`` ("last"/"first" of
     them in sorted order, or "next_fold": the actors of the folds after the test
-    fold, cyclically, cut to that many). Training: the rest.
+    fold, cyclically, cut to that many). Training: the rest. ``n_folds == 1``: no
+    test actors; the validation actors are chosen from all of them the same way.
     """
     fold = split_cfg.fold if fold is None else fold
     folds = actor_folds(actors, split_cfg.n_folds)
-    if len(folds) < 2:
-        raise SplitError("split.n_folds must be at least 2 (one fold tests, the others train)")
+    if len(folds) == 1:  # one model on every actor given; other actors are scored elsewhere
+        if fold != 0:
+            raise SplitError(f"fold {fold} does not exist; split.n_folds=1 has only fold 0 "
+                             "(no test actors: every actor trains or validates)")
+        val = _val_actors(folds, 0, split_cfg.val_rule, split_cfg.n_val_actors)
+        train = [a for a in folds[0] if a not in val]
+        return Split(train=train, val=val, test=[], fold=0, n_folds=1, val_rule=split_cfg.val_rule)
     if not 0 <= fold < len(folds):
         raise SplitError(f"fold {fold} does not exist; split.n_folds={len(folds)} gives folds "
                          f"0..{len(folds) - 1}")

@@ -6,6 +6,7 @@ ends). The FFT size is the window length rounded up to a power of two (512 at
 16 kHz), the window zero-padded to it. Mel power is taken to decibels (floor
 1e-10, at most 80 dB below the clip's peak) and standardised over the whole
 clip; the standard deviation is floored, so a silent clip gives zeros, never NaN.
+With ``audio.normalise="fixed"`` every clip gets the same affine map of dB instead.
 """
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from mmer.config import AudioConfig
 
 STD_FLOOR = 1e-3  # dB; a clip flatter than this is treated as constant (silence)
 TOP_DB = 80.0
+# audio.normalise="fixed": (dB - centre) / scale for every clip. Trimmed RAVDESS speech has
+# clip mean levels from -71 to -35 dB (mean -53) and within-clip std ~17 dB, so this keeps
+# values near unit scale while keeping how loud a clip is (a cue to arousal).
+FIXED_DB_CENTRE = -50.0
+FIXED_DB_SCALE = 20.0
 
 
 def frame_params(sr: int, cfg: AudioConfig) -> tuple[int, int, int]:
@@ -43,7 +49,8 @@ def _check_wave(wave: np.ndarray, sr: int) -> np.ndarray:
 
 
 def log_mel(wave: np.ndarray, sr: int, cfg: AudioConfig) -> np.ndarray:
-    """float32 (M, T) standardised log-mel of mono `wave` (N,) at `sr` Hz.
+    """float32 (M, T) log-mel of mono `wave` (N,) at `sr` Hz, standardised per clip
+    (or by the fixed dB map, per ``cfg.normalise``).
 
     M = cfg.n_mels, T = 1 + max(N, win) // hop. A clip shorter than one window
     is zero-padded to one window.
@@ -57,8 +64,24 @@ def log_mel(wave: np.ndarray, sr: int, cfg: AudioConfig) -> np.ndarray:
         center=True, pad_mode="constant", power=2.0, n_mels=cfg.n_mels, fmin=cfg.fmin,
         fmax=cfg.fmax)
     db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=TOP_DB)
+    if cfg.normalise == "fixed":
+        return ((db - FIXED_DB_CENTRE) / FIXED_DB_SCALE).astype(np.float32)
     std = max(float(db.std()), STD_FLOOR)
     return ((db - db.mean()) / std).astype(np.float32)
+
+
+def trim_silence(wave: np.ndarray, sr: int, top_db: float, margin_ms: float = 50.0) -> np.ndarray:
+    """`wave` (N,) without its leading and trailing silence: the span of the frames (window
+    and hop of :func:`frame_params` at the defaults, 32/10 ms) within `top_db` of the clip's
+    loudest frame, widened by `margin_ms` on each side. An all-silent clip is kept whole.
+    """
+    wave = _check_wave(wave, sr)
+    if wave.size == 0 or not np.any(wave):
+        return wave
+    win, hop, _ = frame_params(sr, AudioConfig())
+    _, (start, end) = librosa.effects.trim(wave, top_db=top_db, frame_length=win, hop_length=hop)
+    margin = int(round(sr * margin_ms / 1000.0))
+    return wave[max(0, start - margin):min(wave.size, end + margin)]
 
 
 def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
@@ -74,13 +97,16 @@ def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
     Segment s starts at frame floor(s * T / S), so it covers the s-th S-th of
     the clip, the span of video snippet s (see :mod:`mmer.data.sampling`).
     Every segment is Ts = ceil(T / S) frames long; the last one is padded with
-    the clip's minimum (silence). With `cfg.clip_seconds` the wave is first cut
+    the clip's minimum (silence). With `cfg.trim_db` leading and trailing silence is
+    cut first (:func:`trim_silence`). With `cfg.clip_seconds` the wave is then cut
     or zero-padded to that duration, so Ts is the same for every clip;
     otherwise Ts follows the clip's length.
     """
     wave = _check_wave(wave, sr)
     if cfg.n_segments < 1:
         raise ValueError(f"audio.n_segments must be positive, got {cfg.n_segments}")
+    if cfg.trim_db is not None:
+        wave = trim_silence(wave, sr, cfg.trim_db, cfg.trim_margin_ms)
     if cfg.clip_seconds is not None:
         wave = fit_length(wave, int(round(cfg.clip_seconds * sr)))
     mel = log_mel(wave, sr, cfg)
