@@ -35,8 +35,17 @@ class RavdessConfig:
     vocal_channel: Literal["speech", "song"] = "speech"
     # Actors to use; None means every actor found on disk.
     actors: list[int] | None = None
-    # Precomputed per-clip visual features (e.g. OpenFace AUs), keyed by clip id.
+    # Precomputed per-clip visual features (e.g. OpenFace AUs), keyed by clip id and joined
+    # to the clips by trial (see mmer.data.visual_table); the model's "visual" input.
     visual_table: str | None = None
+    # Column of the table holding the clip id.
+    visual_key: str = "name"
+    # Feature columns: names, or prefixes ending in "*" (e.g. ["AU*"]); None: all but the key.
+    visual_columns: list[str] | None = None
+    # Several rows per clip (frames): "mean" averages them to one vector, "sequence" keeps
+    # visual_steps evenly spaced rows as a short (visual_steps, D) sequence.
+    visual_frames: Literal["mean", "sequence"] = "mean"
+    visual_steps: int = 8
 
 
 @dataclass

@@ -89,12 +89,21 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
             f"(first: {missing[0].clip_id}); run: python -m mmer.extract --config <this config>")
     if not usable:
         raise CacheIncompleteError(f"no clips with cached features for {cfg.dataset} in {cache.dir}")
-    parts, split = split_parts(cfg, usable, fold)
     keys = list(input_keys(cfg.model).values())
+    visual = None
+    if "visual" in keys:  # precomputed table: clips without a row and unused rows are listed
+        from mmer.data.visual_table import visual_features
+        visual, listing = visual_features(cfg.ravdess, usable)
+        skips.extend(listing)
+        usable = [r for r in usable if r.clip_id in visual]
+    parts, split = split_parts(cfg, usable, fold)
     tasks = list(extra_tasks(cfg))
     datasets: dict[str, FeatureDataset | None] = {}
     for p in PARTS:
         entries = [cache.get(r) for r in parts[p]]
+        if visual is not None:
+            from mmer.data.visual_table import with_visual
+            entries = with_visual(entries, visual)
         datasets[p] = FeatureDataset(entries, keys, augment=cfg.train.augment, seed=cfg.train.seed,
                                      extra_targets=tasks) if entries else None
     if datasets["train"] is None:

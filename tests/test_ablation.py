@@ -1,0 +1,140 @@
+"""python -m mmer.ablation on a tiny synthetic audio + AU set: every variant trains and is
+scored, unmatched clips/rows are listed in the run folder, the visual standardisation comes
+from the training actors alone, a rerun reuses finished variants, and a trained run scores
+another root of actors with its own AU table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+from mmer import ablation
+from mmer.data.mediafiles import write_audio
+from mmer.data.synthetic import EMOTION_CODES, Look, render_tone
+from mmer.runs import load_checkpoint, model_from_checkpoint
+
+pytestmark = pytest.mark.slow
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_aus.yaml"
+EMOTIONS = (1, 3, 5, 6)
+LEAK_OFFSET = 100.0   # added to the AUs of actors 1-2, the test actors of fold 0
+MISSING = "03-01-06-01-02-01-04"   # a clip whose trial has no AU row
+UNUSED = "01-01-03-01-01-01-09"    # an AU row of an actor without clips
+
+
+def trial(emotion: int, statement: int, actor: int, modality: int) -> str:
+    return f"{modality:02d}-01-{emotion:02d}-01-{statement:02d}-01-{actor:02d}"
+
+
+def make_set(root: Path, actors: range, seed: int) -> tuple[Path, Path]:
+    """Audio-only wavs under root/Actors and an AU table root/aus.csv (one row per AV clip)."""
+    names = {code: name for name, code in EMOTION_CODES.items()}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for actor in actors:
+        for e in EMOTIONS:
+            for s in (1, 2):
+                tone = render_tone(names[e], Look.of(actor, 0), sample_rate=16000, seconds=0.6,
+                                   syllable_hz=3.0 + s, seed=actor * 100 + e * 10 + s)
+                write_audio(root / "Actors" / f"Actor_{actor:02d}" / f"{trial(e, s, actor, 3)}.wav",
+                            tone[0], 16000)
+                aus = np.eye(len(EMOTIONS))[EMOTIONS.index(e)] * 2 + rng.normal(0, 0.3, len(EMOTIONS))
+                aus = aus + (LEAK_OFFSET if actor in (1, 2) else 0.0)
+                rows.append([trial(e, s, actor, 1), *aus.round(4)])
+    rows = [r for r in rows if r[0] != "01" + MISSING[2:]] + [[UNUSED, 0.0, 0.0, 0.0, 0.0]]
+    header = ["name"] + [f"AU{i:02d}_r" for i in range(1, len(EMOTIONS) + 1)]
+    table = root / "aus.csv"
+    table.write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n", encoding="utf-8")
+    return root / "Actors", table
+
+
+@pytest.fixture(scope="module")
+def ablated(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ablation")
+    audio, table = make_set(root / "data", range(1, 5), seed=0)
+    overrides = [
+        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
+        "split.n_folds=2", "split.n_val_actors=1", "audio.n_mels=16", "audio.n_segments=2",
+        "audio.trim_db=null", "audio.clip_seconds=0.5", f"features.cache_dir={root / 'cache'}",
+        "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "model.audio_width=4",
+        "train.epochs=1", "train.batch_size=8", "train.warmup_epochs=0", f"train.runs_dir={root / 'runs'}",
+        "eval.k=[3]",
+    ]
+    args = ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+    assert ablation.main([*args, "--extract"]) == 0
+    yield root, args, table
+    torch.set_num_threads(before)
+
+
+def test_every_variant_is_trained_and_scored(ablated):
+    root, _, _ = ablated
+    out = root / "runs" / "ravdess_av_aus_ablation"
+    result = json.loads((out / "ablation.json").read_text())
+    names = [v["variant"] for v in result["variants"]]
+    assert names == ["audio", "visual", "fused_cross_attention", "fused_concat", "fused_late"]
+    for v in result["variants"]:
+        assert v["scores"]["folds"] == [0, 1]
+        for method in ("softmax head", "kNN k=3"):
+            for metric in ("accuracy", "UAR"):
+                key = f"{method} / {metric}"
+                assert 0.0 <= v["scores"]["mean"][key] <= 1.0 and v["scores"]["std"][key] is not None
+    table = (out / "ablation.md").read_text()
+    assert all(f"| {n} |" in table for n in names)
+    assert "audio+visual | late" in table
+
+
+def test_unmatched_clips_and_rows_are_listed_in_the_run_folder(ablated):
+    root, _, table = ablated
+    skipped = (root / "runs" / "ravdess_av_aus_ablation" / "visual" / "fold_0" / "skipped.tsv").read_text()
+    assert MISSING in skipped and f"{table}:{UNUSED}" in skipped
+    split = json.loads((root / "runs" / "ravdess_av_aus_ablation" / "visual" / "fold_0" / "split.json").read_text())
+    clips = [c for part in split["clips"].values() for c in part]
+    assert MISSING not in clips and len(clips) == 4 * 8 - 1
+
+
+@pytest.mark.parametrize("variant", ["visual", "fused_concat"])
+def test_visual_standardisation_comes_from_the_training_actors_only(ablated, variant):
+    root, _, table = ablated
+    ckpt = load_checkpoint(root / "runs" / "ravdess_av_aus_ablation" / variant / "fold_0" / "best.pt")
+    model, _ = model_from_checkpoint(ckpt)
+    train_actors = set(ckpt["split"]["actors"]["train"])
+    assert train_actors.isdisjoint({1, 2})   # fold 0 tests actors 1-2
+    lines = [r.split(",") for r in table.read_text().splitlines()[1:]]
+    train_rows = np.array([[float(v) for v in r[1:]] for r in lines if int(r[0][-2:]) in train_actors])
+    all_rows = np.array([[float(v) for v in r[1:]] for r in lines])
+    mean = model.norms["visual"].mean.numpy()
+    np.testing.assert_allclose(mean, train_rows.mean(axis=0), atol=1e-4)
+    # Had the test actors' rows (offset by +100) leaked in, the mean would be far higher.
+    assert np.all(np.abs(mean - all_rows.mean(axis=0)) > 10)
+
+
+def test_a_rerun_reuses_finished_variants(ablated, monkeypatch):
+    root, args, _ = ablated
+    import mmer.training
+
+    def refuse(*a, **k):
+        raise AssertionError("a finished variant was trained again")
+
+    monkeypatch.setattr(mmer.training, "train_fold", refuse)
+    before = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
+    assert ablation.main([*args, "--variants", "late,visual"]) == 0
+    after = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
+    assert json.loads(after) == json.loads(before)
+
+
+def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
+    root, _, _ = ablated
+    other_audio, other_table = make_set(root / "other", range(5, 7), seed=1)
+    run = root / "runs" / "ravdess_av_aus_ablation" / "fused_cross_attention"
+    assert evaluate.main(["--run", str(run), "--data-root", str(other_audio), "--data-set",
+                          f"ravdess.visual_table={other_table}", "--extract", "--no-plots"]) == 0
+    reports = sorted(run.glob("fold_0/eval_*/report.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert report["n_clips"]["test"] == 2 * 8   # actors 5-6: every clip has a row there
+    assert all(c.endswith(("-05", "-06")) for c in report["clips"]["test"])

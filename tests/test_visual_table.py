@@ -1,0 +1,153 @@
+"""Precomputed visual feature tables: the trial join, listings, bad tables, fusion with one token."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmer.config import Config, RavdessConfig
+from mmer.data.ravdess import parse_name, record_from_name
+from mmer.data.visual_table import (
+    VisualTableError,
+    clip_vector,
+    join_table,
+    read_visual_table,
+    visual_features,
+)
+from mmer.models.build import build_model
+from mmer.models.fusion import FUSIONS
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+AUS = SHARED / "data" / "ravdess-facial-aus" / "ravdess_av_speech_aus_actors01-16.csv"
+SPEECH = SHARED / "data" / "ravdess-speech-audio"
+
+
+def records(*names: str) -> list:
+    return [record_from_name(Path(f"/nowhere/{n}"), parse_name(n)) for n in names]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.write_text("\n".join(",".join(str(v) for v in r) for r in [header, *rows]) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def test_av_row_joins_the_audio_only_clip_of_the_same_trial(tmp_path):
+    table = write_csv(tmp_path / "aus.csv", ["AU01_r", "AU02_c", "name"], [
+        [0.5, 1.0, "01-01-03-01-02-01-12"],   # trial 01-03-01-02-01-12
+        [2.0, 0.0, "01-01-05-02-01-02-07"],
+    ])
+    cfg = RavdessConfig(visual_table=str(table))
+    recs = records("03-01-05-02-01-02-07.flac", "03-01-03-01-02-01-12.wav")
+    feats, listing = visual_features(cfg, recs)
+    assert set(feats) == {"03-01-05-02-01-02-07", "03-01-03-01-02-01-12"}
+    torch.testing.assert_close(feats["03-01-03-01-02-01-12"], torch.tensor([0.5, 1.0]))
+    torch.testing.assert_close(feats["03-01-05-02-01-02-07"], torch.tensor([2.0, 0.0]))
+    assert len(listing) == 0
+    # Another actor or another repetition is another trial: no match.
+    feats, _ = visual_features(cfg, records("03-01-03-01-02-01-11.wav", "03-01-03-01-02-02-12.wav"))
+    assert feats == {}
+
+
+def test_clips_without_a_row_and_rows_without_a_clip_are_listed(tmp_path):
+    table = write_csv(tmp_path / "aus.csv", ["name", "AU01_r"], [
+        ["01-01-03-01-02-01-12", 1.0], ["01-01-04-01-02-01-12", 2.0], ["01-01-01-01-01-01-20", 3.0]])
+    cfg = RavdessConfig(visual_table=str(table))
+    recs = records("03-01-03-01-02-01-12.wav", "03-01-04-01-02-01-12.wav", "03-01-05-01-02-01-12.wav")
+    feats, listing = visual_features(cfg, recs)
+    assert sorted(feats) == ["03-01-03-01-02-01-12", "03-01-04-01-02-01-12"]
+    items = {s.item: s.reason for s in listing}
+    assert "no row of trial 01-05-01-02-01-12" in items["03-01-05-01-02-01-12"]
+    assert "matches no clip" in items[f"{table}:01-01-01-01-01-01-20"]
+    assert len(items) == 2
+    _, quiet = visual_features(cfg, recs, list_unused=False)   # a subset on purpose
+    assert [s.item for s in quiet] == ["03-01-05-01-02-01-12"]
+
+
+def test_columns_by_name_and_prefix_and_frames_mean_or_sequence(tmp_path):
+    header = ["frame", "name", "AU01_r", "AU02_r", "AU01_c", "pose_Rx"]
+    rows = [[i, "01-01-02-01-01-01-03", i, 10 * i, 1, 0.1] for i in range(4)]
+    table = read_visual_table(write_csv(tmp_path / "frames.csv", header, rows), columns=["AU*", "pose_Rx"])
+    assert table.columns == ["AU01_r", "AU02_r", "AU01_c", "pose_Rx"]
+    frames = table.rows["01-02-01-01-01-03"]
+    assert frames.shape == (4, 4)
+    torch.testing.assert_close(clip_vector(frames, "mean", 8), torch.tensor([1.5, 15.0, 1.0, 0.1]))
+    seq = clip_vector(frames, "sequence", 2)
+    assert seq.shape == (2, 4) and seq[:, 0].tolist() == [1.0, 3.0]
+    assert clip_vector(frames, "sequence", 6)[:, 0].tolist() == [0, 1, 1, 2, 3, 3]  # repeats in order
+    assert read_visual_table(tmp_path / "frames.csv", columns=["AU01_r"]).columns == ["AU01_r"]
+
+
+@pytest.mark.parametrize("header,rows,message", [
+    (["clip", "AU01_r"], [["01-01-03-01-02-01-12", 1]], r"no key column 'name'"),
+    (["name", "AU01_r"], [["01-01-03-01-02-01-12", "high"]], r"line 2, column 'AU01_r': value 'high'"),
+    (["name", "AU01_r"], [["01-01-03-01-02-01-12", ""]], r"line 2, column 'AU01_r': value ''"),
+    (["name", "AU01_r"], [["01-01-03-01-02-01-12", "nan"]], "not a finite number"),
+    (["name", "AU01_r"], [["clip_12", 1]], r"line 2: key is not a RAVDESS clip id"),
+    (["name", "AU01_r"], [["01-01-03-01-02-01-12", 1, 2]], r"line 2: 3 fields, the header has 2"),
+    (["name", "AU01_r"], [["01-01-03-01-02-01-12", 1], ["02-01-03-01-02-01-12", 1]], "same trial"),
+    (["name", "AU01_r"], [], "no data rows"),
+])
+def test_bad_tables_name_the_file_and_the_problem(tmp_path, header, rows, message):
+    path = write_csv(tmp_path / "bad.csv", header, rows)
+    with pytest.raises(VisualTableError, match=message) as err:
+        read_visual_table(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_or_columns_are_named(tmp_path):
+    with pytest.raises(VisualTableError, match="cannot read"):
+        read_visual_table(tmp_path / "absent.csv")
+    path = write_csv(tmp_path / "t.csv", ["name", "AU01_r"], [["01-01-03-01-02-01-12", 1]])
+    with pytest.raises(VisualTableError, match="no column matches 'gaze\\*'"):
+        read_visual_table(path, columns=["gaze*"])
+    with pytest.raises(VisualTableError, match="visual_table is not set"):
+        visual_features(RavdessConfig(), records("03-01-03-01-02-01-12.wav"))
+
+
+def tiny_model_cfg(fusion: str, modalities: list[str]) -> Config:
+    cfg = Config()
+    cfg.model.fusion, cfg.model.modalities = fusion, modalities
+    cfg.model.d_model, cfg.model.n_heads, cfg.model.embed_dim, cfg.model.dropout = 16, 2, 8, 0.0
+    cfg.model.audio_encoder, cfg.model.audio_width = "resnet18", 4
+    return cfg
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("visual_shape", [(35,), (4, 35)])   # one token, or a short sequence
+def test_every_fusion_runs_with_logmel_segments_and_a_visual_token(fusion, visual_shape):
+    torch.manual_seed(0)
+    shapes = {"logmel": (6, 1, 16, 12), "visual": visual_shape}
+    model = build_model(tiny_model_cfg(fusion, ["audio", "visual"]), shapes, n_classes=8)
+    batch = {k: torch.randn(3, *s) for k, s in shapes.items()}
+    out = model(batch)
+    assert out.embedding.shape == (3, 8) and out.logits.shape == (3, 8)
+    out.logits.pow(2).sum().backward()
+    visual_grad = [p.grad for n, p in model.named_parameters() if n.startswith("encoders.visual")]
+    audio_grad = [p.grad for n, p in model.named_parameters() if n.startswith("encoders.audio.cnn")]
+    assert all(g is not None and g.abs().sum() > 0 for g in visual_grad + audio_grad)
+    model.eval()   # the visual input really changes the prediction
+    changed = dict(batch, visual=batch["visual"] + 3.0)
+    assert not torch.allclose(model(batch).logits, model(changed).logits)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_fusion_runs_with_the_visual_vector_alone(fusion):
+    torch.manual_seed(0)
+    model = build_model(tiny_model_cfg(fusion, ["visual"]), {"visual": (35,)}, n_classes=8)
+    out = model({"visual": torch.randn(5, 35)})
+    assert out.logits.shape == (5, 8) and torch.isfinite(out.embedding).all()
+
+
+@pytest.mark.shared
+def test_shared_aus_join_every_shared_speech_file():
+    if not AUS.is_file() or not SPEECH.is_dir():
+        pytest.skip(f"shared data not found under {SHARED}")
+    from mmer.data.ravdess import scan_ravdess
+    recs, _ = scan_ravdess(RavdessConfig(root=str(SPEECH), modality="audio_only"))
+    feats, listing = join_table(recs, read_visual_table(AUS), RavdessConfig())
+    assert len(recs) == 960 and len(feats) == 960 and len(listing) == 0
+    assert next(iter(feats.values())).shape == (35,)
+    assert np.isfinite(torch.stack(list(feats.values())).numpy()).all()
