@@ -140,6 +140,9 @@ class ClipDataset(Dataset):
             return {"index": index, "error": f"{type(err).__name__}: {reason}"}
 
 
+BACKBONE_INIT_SEED = 0
+
+
 class Backbones:
     """The configured video/audio backbones on `device`, and where their weights came from."""
 
@@ -152,11 +155,17 @@ class Backbones:
         self.pretrained: dict[str, dict[str, Any]] = {}
         if self.cuda:  # fixed input shapes: let cuDNN pick its fastest kernels once
             torch.backends.cudnn.benchmark = True
-        if bb.video != "none":
-            video = build_video_backbone(bb.video)
+        # Randomly initialised backbones (no weight file) must be the same network in every
+        # run, or predict and a resumed extraction would featurise with a different one than
+        # the cache: build them from a fixed seed, leaving the global RNG as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(BACKBONE_INIT_SEED)
+            video = build_video_backbone(bb.video) if bb.video != "none" else None
+            audio = AudioResNet18(output=bb.audio_feature) if bb.audio != "none" else None
+        if video is not None:
             self.video = self._load("video", video, bb.video, bb)
-        if bb.audio != "none":
-            self.audio = self._load("audio", AudioResNet18(output=bb.audio_feature), bb.audio, bb)
+        if audio is not None:
+            self.audio = self._load("audio", audio, bb.audio, bb)
 
     def _load(self, part: str, module: nn.Module, name: str, bb: BackboneConfig) -> nn.Module:
         meta = load_backbone_weights(module, weight_file(bb, part), layout=module.weight_layout,
