@@ -63,6 +63,17 @@ def _extract_first(checkpoints: Sequence[Path], args: argparse.Namespace) -> Non
 
 def _print_report(reports: list[dict], where: Path) -> None:
     for report in reports:
+        if "headline" in report:  # MELD: weighted F1 of both heads, on dev and test
+            for part, heads in report["headline"].items():
+                cells = [f"{head} weighted F1 {100 * m['weighted_f1']:.1f}% (accuracy "
+                         f"{100 * m['accuracy']:.1f}%, macro-F1 {100 * m['macro_f1']:.1f}%)"
+                         for head, m in heads.items()]
+                print(f"{'dev' if part == 'val' else part} ({report['n_clips'].get(part, 0)} clips): "
+                      + ", ".join(cells))
+            if "truncated" in report:
+                print(f"clips truncated at {report['truncated']['max_seconds']:g} s: "
+                      + ", ".join(f"{p} {n}" for p, n in report["truncated"]["clips"].items()))
+            continue
         scalars = fold_scalars(report)
         knn = {k: v for k, v in scalars.items() if k.startswith("kNN") and k.endswith("/ accuracy")}
         cells = [f"{k} {100 * scalars[k]:.1f}%" for k in HEADLINE] + [

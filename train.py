@@ -58,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fold in folds:
             out = fold_dir(cfg.train.runs_dir, name, fold)
             log.info("fold %d -> %s", fold, out)
-            results[fold] = train_fold(cfg, fold_data(cfg, fold), out)
+            if cfg.dataset == "meld" and (cfg.text.encoder == "scratch" or cfg.text.finetune):
+                # A trained text encoder reads token ids, not cached vectors (text-only).
+                from mmer.meld_text import train_text
+                results[fold] = train_text(cfg, out)
+            else:
+                results[fold] = train_fold(cfg, fold_data(cfg, fold), out)
             log.info("fold %d result: %s", fold, results[fold])
     except (ConfigError, CacheIncompleteError, ValueError) as err:
         log.error("%s", err)

@@ -123,7 +123,8 @@ class EmotionLoss(nn.Module):
 
     def __init__(self, cfg: LossConfig, label_names: Sequence[str], *,
                  class_weights: Tensor | None = None,
-                 extra_weights: Mapping[str, float] | None = None) -> None:
+                 extra_weights: Mapping[str, float] | None = None,
+                 extra_class_weights: Mapping[str, Tensor] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         distance = make_distance(cfg.distance)
@@ -137,6 +138,9 @@ class EmotionLoss(nn.Module):
         self.miner = make_miner(cfg, miner_margin)
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.extra_weights = dict(extra_weights or {})
+        # Per-class CE weights of the extra tasks (e.g. MELD's sentiment), one buffer each.
+        for task, w in (extra_class_weights or {}).items():
+            self.register_buffer(f"class_weights_{task}", w, persistent=False)
 
     def forward(self, output: ModelOutput, targets: Mapping[str, Tensor], *,
                 indices_tuple: tuple[Tensor, Tensor, Tensor] | None = None,
@@ -149,7 +153,8 @@ class EmotionLoss(nn.Module):
                  "ce": self._ce(output.logits, labels, mix, self.class_weights)}
         total = self.cfg.triplet_weight * parts["triplet"] + self.cfg.ce_weight * parts["ce"]
         for task, weight in self.extra_weights.items():
-            parts[task] = self._ce(output.extra_logits[task], targets[task], mix, None)
+            task_cw = getattr(self, f"class_weights_{task}", None)
+            parts[task] = self._ce(output.extra_logits[task], targets[task], mix, task_cw)
             total = total + weight * parts[task]
         parts["loss"] = total
         return parts
@@ -177,14 +182,21 @@ def balanced_class_weights(labels: Sequence[int], n_classes: int) -> Tensor:
 
 
 def build_loss(cfg: LossConfig, label_names: Sequence[str], *, train_labels: Sequence[int] | None = None,
-               extra_weights: Mapping[str, float] | None = None) -> EmotionLoss:
-    """The loss of ``cfg``; class weights (``loss.class_weights``) come from `train_labels`."""
-    weights = None
+               extra_weights: Mapping[str, float] | None = None,
+               extra_train_labels: Mapping[str, tuple[Sequence[int], int]] | None = None) -> EmotionLoss:
+    """The loss of ``cfg``; class weights (``loss.class_weights``) come from `train_labels`
+    and, for each extra task, from ``extra_train_labels[task] = (labels, n_classes)``,
+    every weight vector in its task's label index order."""
+    weights, extra_cw = None, {}
     if cfg.class_weights:
         if train_labels is None:
             raise ValueError("loss.class_weights needs the training labels")
         weights = balanced_class_weights(train_labels, len(label_names))
         log.info("class weights: %s", [round(float(w), 3) for w in weights])
+        for task, (labels, n_classes) in (extra_train_labels or {}).items():
+            extra_cw[task] = balanced_class_weights(labels, n_classes)
+            log.info("%s class weights: %s", task, [round(float(w), 3) for w in extra_cw[task]])
     if not math.isfinite(cfg.margin):
         raise ValueError(f"loss.margin must be finite, got {cfg.margin}")
-    return EmotionLoss(cfg, label_names, class_weights=weights, extra_weights=extra_weights)
+    return EmotionLoss(cfg, label_names, class_weights=weights, extra_weights=extra_weights,
+                       extra_class_weights=extra_cw)

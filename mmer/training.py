@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mmer.config import Config, config_to_dict, save_config
 from mmer.data.dataset import FeatureDataset, eval_loader, label_names, train_loader
 from mmer.engine import embed, train_one_epoch
-from mmer.eval.metrics import classification_metrics
+from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
 from mmer.io import SkipList, atomic_write_json
 from mmer.losses import build_loss
 from mmer.models.build import build_model, input_keys
@@ -47,9 +47,23 @@ class FoldData:
     skips: SkipList
 
 
+def extra_label_names(dataset: str) -> dict[str, list[str]]:
+    """{task: label names} of the dataset's extra classification tasks: MELD's sentiment."""
+    if dataset == "meld":
+        from mmer.data.meld import MELD_SENTIMENTS
+        return {"sentiment": list(MELD_SENTIMENTS)}
+    return {}
+
+
 def extra_tasks(cfg: Config) -> dict[str, int]:
     """Extra classification tasks of the dataset: MELD's sentiment (3 classes)."""
-    return {"sentiment": 3} if cfg.dataset == "meld" else {}
+    return {task: len(names) for task, names in extra_label_names(cfg.dataset).items()}
+
+
+def selection_metric(cfg: Config) -> str:
+    """The validation score ``best.pt`` maximises: MELD's benchmark metric is the
+    (support-)weighted F1 of the emotion head, RAVDESS's the UAR."""
+    return "weighted_f1" if cfg.dataset == "meld" else "uar"
 
 
 def split_parts(cfg: Config, records: list, fold: int) -> tuple[dict[str, list], dict[str, Any]]:
@@ -69,11 +83,22 @@ def split_parts(cfg: Config, records: list, fold: int) -> tuple[dict[str, list],
 
 def fold_data(cfg: Config, fold: int) -> FoldData:
     """Records -> split -> cached entries -> datasets. Raises CacheIncompleteError when
-    clips have no cache entry and were not skipped by the extractor."""
-    from mmer.extract import collect_records
+    clips have no cache entry and were not skipped by the extractor.
+
+    A text-only MELD model needs no clips: its entries are the CSV records themselves.
+    A ``"text"`` input is the clip's frozen sentence embedding, joined by clip."""
+    from mmer.extract import collect_records, needs_clips
     from mmer.features.cache import FeatureCache
     records, skips = collect_records(cfg)
     cache = FeatureCache.for_config(cfg)
+    clips = needs_clips(cfg)
+    usable = _cached_records(records, cache, skips, cfg) if clips else records
+    keys = list(input_keys(cfg.model).values())
+    return _fold_datasets(cfg, usable, skips, fold, keys, cache, clips)
+
+
+def _cached_records(records: list, cache, skips: SkipList, cfg: Config) -> list:
+    """The records with a cache entry; extraction skips are listed, other misses raise."""
     skipped_before = {s.item for s in SkipList.read(cache.skip_file)} if cache.skip_file.is_file() else set()
     usable, missing = [], []
     for r in records:
@@ -89,7 +114,11 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
             f"(first: {missing[0].clip_id}); run: python -m mmer.extract --config <this config>")
     if not usable:
         raise CacheIncompleteError(f"no clips with cached features for {cfg.dataset} in {cache.dir}")
-    keys = list(input_keys(cfg.model).values())
+    return usable
+
+
+def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: list[str], cache,
+                   clips: bool) -> FoldData:
     visual = None
     if "visual" in keys:  # precomputed table: clips without a row and unused rows are listed
         from mmer.data.visual_table import visual_features
@@ -98,9 +127,15 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
         usable = [r for r in usable if r.clip_id in visual]
     parts, split = split_parts(cfg, usable, fold)
     tasks = list(extra_tasks(cfg))
+    from mmer.extract import record_entry
     datasets: dict[str, FeatureDataset | None] = {}
+    truncated = {}
     for p in PARTS:
-        entries = [cache.get(r) for r in parts[p]]
+        entries = [cache.get(r) for r in parts[p]] if clips else [record_entry(r) for r in parts[p]]
+        truncated[p] = sum(bool((e.get("meta") or {}).get("truncated")) for e in entries)
+        if "text" in keys:
+            from mmer.features.text import with_text
+            entries = with_text(entries, cfg)
         if visual is not None:
             from mmer.data.visual_table import with_visual
             entries = with_visual(entries, visual)
@@ -108,6 +143,8 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
                                      extra_targets=tasks) if entries else None
     if datasets["train"] is None:
         raise ValueError(f"fold {fold}: no training clips")
+    if cfg.dataset == "meld" and clips:
+        log.info("clips truncated at meld.max_seconds = %g s: %s", cfg.meld.max_seconds, truncated)
     return FoldData(datasets, split, label_names(cfg.dataset), extra_tasks(cfg), skips)
 
 
@@ -131,13 +168,21 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     raise ValueError(f"unknown train.optimizer {t.optimizer!r}; valid: adamw, sgd")
 
 
-def score(model, dataset: FeatureDataset | None, names: list[str], device, batch_size: int) -> dict:
-    """Softmax-head accuracy and UAR on `dataset` ({} when there is none)."""
+def score(model, dataset: FeatureDataset | None, names: list[str], device, batch_size: int,
+          extra_names: dict[str, list[str]] | None = None) -> dict:
+    """Softmax-head accuracy, UAR, macro and weighted F1 on `dataset` ({} when there is
+    none), and the same of each extra head as ``<task>_<metric>`` (e.g. ``sentiment_weighted_f1``)."""
     if dataset is None:
         return {}
-    out = embed(model, eval_loader(dataset, batch_size), device=device)
+    tasks = [t for t in dataset.targets if extra_names and t in extra_names]
+    out = embed(model, eval_loader(dataset, batch_size), device=device, tasks=tasks)
     metrics = classification_metrics(out["labels"], out["logits"].argmax(1), names)
-    return {"accuracy": metrics["accuracy"], "uar": metrics["uar"]}
+    result = {k: metrics[k] for k in SCALAR_METRICS}
+    for task in tasks:
+        m = classification_metrics(dataset.targets[task].numpy(), out[f"extra_logits/{task}"].argmax(1),
+                                   extra_names[task])
+        result.update({f"{task}_{k}": m[k] for k in SCALAR_METRICS})
+    return result
 
 
 def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, Any]:
@@ -155,7 +200,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
     model.fit_input_stats(train_set.inputs)
     model = model.to(device)
     loss_fn = build_loss(cfg.loss, data.label_names, train_labels=train_set.labels.tolist(),
-                         extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes}).to(device)
+                         extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes},
+                         extra_train_labels={k: (train_set.targets[k].tolist(), n)
+                                             for k, n in data.extra_classes.items()}).to(device)
     optimizer = make_optimizer(cfg, model)
     steps = len(train_loader(train_set, t, seed=t.seed, epoch=0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -164,6 +211,7 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
              "input_shapes": {k: list(v) for k, v in train_set.input_shapes.items()},
              "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent)}
     start, best = _start(out_dir, state, model, optimizer, scheduler)
+    key, extra_names = selection_metric(cfg), extra_label_names(cfg.dataset)
     _announce(cfg, out_dir, state, data)
     rows = [r for r in read_metrics(out_dir / "metrics.jsonl") if r["epoch"] <= start]
     from torch.utils.tensorboard import SummaryWriter
@@ -176,7 +224,7 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
             train_m = train_one_epoch(model, loader, loss_fn, optimizer, device=device, epoch=epoch + 1,
                                       grad_clip=t.grad_clip, mixup_alpha=t.augment.mixup_alpha,
                                       step_fn=scheduler.step)
-            val_m = score(model, data.parts["val"], data.label_names, device, t.batch_size)
+            val_m = score(model, data.parts["val"], data.label_names, device, t.batch_size, extra_names)
             row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train_m.items()},
                    **{f"val_{k}": v for k, v in val_m.items()}}
             rows.append(row)
@@ -187,9 +235,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
             state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), metrics=row)
             # Without validation actors the last epoch counts as the best.
-            if best is None or not val_m or val_m["uar"] > best["val_uar"]:
-                best = {"epoch": epoch + 1, "val_uar": val_m.get("uar", -1.0),
-                        "val_accuracy": val_m.get("accuracy")}
+            if best is None or not val_m or val_m[key] > best.get(f"val_{key}", -1.0):
+                best = {"epoch": epoch + 1, "selected_by": f"val_{key}", "val_uar": -1.0,
+                        "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
                 save_checkpoint(out_dir / "best.pt", dict(state, best=best))
             write_metrics(out_dir / "metrics.jsonl", rows)
             save_checkpoint(out_dir / "last.pt", dict(state, best=best))
@@ -232,7 +280,8 @@ def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, devic
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
         from mmer.runs import model_from_checkpoint
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
-        test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size)
+        test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
+                     extra_label_names(cfg.dataset))
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
 

@@ -17,6 +17,7 @@ Media fixtures:
     moovless_mp4       an mp4 cut before its trailing ``moov`` index (cannot be opened)
     zero_frame_mkv     Matroska file with an empty video stream and silent audio
 Other:
+    one_thread         torch limited to one intra-op thread for the module's tests
     shared_data        ``../shared/data`` beside the project root; skips the test when absent
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+import torch
 
 from mmer.data.mediafiles import (
     make_corrupt_file,
@@ -173,3 +175,12 @@ def moovless_mp4(media_dir: Path) -> Path:
 def zero_frame_mkv(media_dir: Path) -> Path:
     """Matroska with an H.264 video stream holding zero frames, plus 1 s of silent AAC."""
     return make_zero_frame_clip(media_dir / "zero_frames.mkv")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on two shared cores, tiny ops wait on each other's threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

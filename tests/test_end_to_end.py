@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import train
 from mmer.data.synthetic import make_ravdess_set
@@ -19,15 +18,6 @@ from mmer.runs import read_metrics
 
 pytestmark = pytest.mark.slow
 SMOKE = "configs/smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One intra-op thread: on two shared cores, tiny ops wait on each other's threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

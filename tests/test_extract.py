@@ -149,3 +149,4 @@ def test_meld_splits_of_varying_length_and_truncation(tmp_path):
     long_clips = [e for r, e in zip(records, entries, strict=True)
                   if r.extra["end"] - r.extra["start"] > 0.7]
     assert long_clips and all(e["meta"]["truncated"] for e in long_clips)
+    assert summary.truncated == sum(e["meta"]["truncated"] for e in entries) >= len(long_clips)

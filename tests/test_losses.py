@@ -141,6 +141,24 @@ def test_extra_task_loss_is_weighted_in():
     assert float(parts["loss"]) == pytest.approx(math.log(3) + 0.5 * expected_senti, rel=1e-5)
 
 
+def test_extra_task_class_weights_follow_its_training_counts():
+    # sentiment counts 3, 1, 1 (label order) -> weights 5/9, 5/3, 5/3; emotion unweighted here
+    cfg = LossConfig(triplet_weight=0.0, ce_weight=0.0, miner="none", class_weights=True)
+    senti_y = torch.tensor([0, 0, 0, 1, 2])
+    loss = build_loss(cfg, NAMES, train_labels=LABELS, extra_weights={"sentiment": 1.0},
+                      extra_train_labels={"sentiment": (senti_y.tolist(), 3)})
+    torch.testing.assert_close(loss.class_weights_sentiment, torch.tensor([5 / 9, 5 / 3, 5 / 3]))
+    senti = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0],
+                          [0.0, 2.0, 0.0]])
+    out = ModelOutput(embeddings(), torch.zeros(5, len(NAMES)), {"sentiment": senti})
+    parts = loss(out, {"label": torch.tensor(LABELS), "sentiment": senti_y})
+    w = [5 / 9, 5 / 3, 5 / 3]
+    nll = [-float(torch.log_softmax(senti[i], 0)[senti_y[i]]) for i in range(5)]
+    expected = sum(w[int(senti_y[i])] * nll[i] for i in range(5)) / sum(w[int(y)] for y in senti_y)
+    assert float(parts["sentiment"]) == pytest.approx(expected, rel=1e-5)
+    assert float(parts["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
 def test_anger_is_pushed_further_from_calm_than_from_disgust():
     m = emotional_margins(RAVDESS, base=0.2, scale=0.3)
     i = {n: k for k, n in enumerate(RAVDESS)}

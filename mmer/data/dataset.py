@@ -187,7 +187,8 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
 
     ``m_per_class``: PML's MPerClassSampler (m clips of each of batch_size/m classes per
     batch; the loss's online miner picks triplets). ``triplet``: TripletDataset items in
-    a shuffled order. Both draw from generators seeded by (seed, epoch).
+    a shuffled order. ``shuffle``: the clips in a shuffled order (natural class
+    proportions). All draw from generators seeded by (seed, epoch).
     """
     dataset.train().set_epoch(epoch)
     epoch_seed = derive_seed(seed, epoch)
@@ -200,7 +201,9 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
     if cfg.sampler == "m_per_class":
         sampler = _m_per_class(dataset, cfg, epoch_seed)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, **common)
-    raise ValueError(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class")
+    if cfg.sampler == "shuffle":
+        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, **common)
+    raise ValueError(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class, shuffle")
 
 
 def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) -> DataLoader:

@@ -9,6 +9,7 @@ the feature cache (:mod:`mmer.eval.sets`) and write the reports and plots.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,25 +27,32 @@ log = logging.getLogger(__name__)
 
 
 def score_part(reference: EmbeddedSet, query: EmbeddedSet, label_names: Sequence[str],
-               eval_cfg: EvalConfig) -> dict[str, Any]:
-    """Softmax-head, kNN (every k in ``eval_cfg.k``) and embedding metrics of `query`.
+               eval_cfg: EvalConfig, extra_names: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Softmax-head, kNN (every k in ``eval_cfg.k``) and embedding metrics of `query`, and
+    under ``"extra"`` the metrics of each extra head of `extra_names` (MELD's sentiment).
 
     The kNN vote and the retrieval metrics use `reference` (the training clips).
     """
     n_classes = len(label_names)
     knn = knn_predict_many(reference.embedding, reference.labels, query.embedding,
                            eval_cfg.k, n_classes, temperature=eval_cfg.knn_temperature)
-    return {
+    out = {
         "softmax": classification_metrics(query.labels, query.logits.argmax(axis=1), label_names),
         "knn": {str(k): classification_metrics(query.labels, res.pred, label_names)
                 for k, res in knn.items()},
         "embedding": embedding_metrics(query.embedding, query.labels,
                                        reference.embedding, reference.labels),
     }
+    tasks = [t for t in (extra_names or {}) if t in query.extra_logits]
+    if tasks:
+        out["extra"] = {t: classification_metrics(query.extra_labels[t], query.extra_logits[t].argmax(axis=1),
+                                                  extra_names[t]) for t in tasks}
+    return out
 
 
 def score_sets(sets: dict[str, EmbeddedSet], label_names: Sequence[str],
-               eval_cfg: EvalConfig) -> dict[str, dict[str, Any]]:
+               eval_cfg: EvalConfig, extra_names: dict[str, list[str]] | None = None
+               ) -> dict[str, dict[str, Any]]:
     """Score every part but ``"train"`` against ``sets["train"]``: {part: score_part(...)}."""
     if "train" not in sets or len(sets["train"]) == 0:
         raise ValueError("scoring needs the training clips as the kNN reference")
@@ -55,20 +63,25 @@ def score_sets(sets: dict[str, EmbeddedSet], label_names: Sequence[str],
         if len(query) == 0:
             log.warning("no %s clips to score; skipped", part)
             continue
-        results[part] = score_part(sets["train"], query, label_names, eval_cfg)
+        results[part] = score_part(sets["train"], query, label_names, eval_cfg, extra_names)
     return results
 
 
-def speaker_colourings(speakers: Sequence[str], dataset: str) -> list[Colouring]:
+def speaker_colourings(speakers: Sequence[str], dataset: str, max_speakers: int = 12) -> list[Colouring]:
     """Ways to colour a t-SNE beyond emotion: by actor and, for RAVDESS, by gender.
 
-    RAVDESS actors with odd numbers are male, even numbers female (RAVDESS README).
+    Beyond `max_speakers` speakers (MELD has hundreds) the most frequent keep their
+    colour and the rest are "other". RAVDESS actors with odd numbers are male, even
+    numbers female (RAVDESS README).
     """
     if not speakers:
         return []
     numeric = all(str(s).isdigit() for s in speakers)
-    order = sorted(set(speakers), key=lambda s: int(s) if numeric else s)
-    out = [Colouring("actor", [f"actor {s}" for s in speakers], [f"actor {s}" for s in order])]
+    kept = {s for s, _ in Counter(speakers).most_common(max_speakers)}
+    order = sorted(kept, key=lambda s: int(s) if numeric else s)
+    names = [f"actor {s}" if s in kept else "other" for s in speakers]
+    other = ["other"] if len(kept) < len(set(speakers)) else []
+    out = [Colouring("actor", names, [f"actor {s}" for s in order] + other)]
     if dataset == "ravdess" and numeric:
         out.append(Colouring("gender", ["male" if int(s) % 2 else "female" for s in speakers]))
     return out
@@ -100,6 +113,19 @@ def make_plots(out_dir: str | Path, sets: dict[str, EmbeddedSet], results: dict[
     return plots
 
 
+HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
+
+
+def headline(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """MELD's benchmark numbers: {part: {"emotion" | task: {weighted_f1, accuracy, macro_f1}}}
+    of the softmax heads (the emotion head and each extra head)."""
+    out = {}
+    for part, scores in results.items():
+        heads = {"emotion": scores["softmax"], **scores.get("extra", {})}
+        out[part] = {h: {k: m[k] for k in HEADLINE_METRICS} for h, m in heads.items()}
+    return out
+
+
 # ---------------------------------------------------------------- checkpoints and runs
 
 
@@ -124,7 +150,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     from mmer.config import config_to_dict
     from mmer.eval.report import write_fold_report
     from mmer.eval.sets import backbone_status, embed_entries, fold_entries, model_keys
+    from mmer.extract import needs_clips
     from mmer.runs import load_checkpoint, model_from_checkpoint
+    from mmer.training import extra_label_names
 
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
@@ -132,9 +160,11 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides)
     keys = model_keys(data_cfg)
     dev = torch.device(device)
-    sets = {p: embed_entries(model, e, keys, device=dev, batch_size=batch_size) for p, e in entries.items()}
+    tasks = list(ckpt.get("extra_classes") or {})
+    sets = {p: embed_entries(model, e, keys, device=dev, batch_size=batch_size, tasks=tasks)
+            for p, e in entries.items()}
     names = list(ckpt["label_names"])
-    results = score_sets(sets, names, data_cfg.eval)
+    results = score_sets(sets, names, data_cfg.eval, extra_label_names(data_cfg.dataset))
     out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
     split = ckpt["split"]
     report: dict[str, Any] = {
@@ -152,9 +182,16 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     }
     if other:
         report["split"] = {"train": split.get("actors", {}).get("train"), "test": "all clips of the data root"}
-    if plots and "test" in sets:
+    if data_cfg.dataset == "meld":
+        report["headline"] = headline(results)
+    if data_cfg.dataset == "meld" and needs_clips(data_cfg):
+        report["truncated"] = {"max_seconds": data_cfg.meld.max_seconds, "clips": {
+            p: sum(bool((e.get("meta") or {}).get("truncated")) for e in es) for p, es in entries.items()}}
+    shown = "test" if "test" in results else "val"
+    if plots and shown in results:
         report["plots"] = make_plots(out, sets, results, names, dataset=data_cfg.dataset,
-                                     perplexity=data_cfg.eval.tsne_perplexity, seed=data_cfg.train.seed)
+                                     perplexity=data_cfg.eval.tsne_perplexity, seed=data_cfg.train.seed,
+                                     part=shown)
     write_fold_report(out, report)
     log.info("wrote %s", out / "report.md")
     return report

@@ -31,10 +31,12 @@ _NICE = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro-F1", "weighted
 
 
 def method_rows(part: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(method name, metrics) for the softmax head then each kNN k, from one results part."""
+    """(method name, metrics) for the softmax head, each kNN k, then each extra head
+    (``"sentiment head"``), from one results part."""
     rows = [("softmax head", part["softmax"])] if "softmax" in part else []
     for k, metrics in sorted(part.get("knn", {}).items(), key=lambda kv: int(kv[0])):
         rows.append((f"kNN k={k}", metrics))
+    rows += [(f"{task} head", metrics) for task, metrics in part.get("extra", {}).items()]
     return rows
 
 
@@ -112,6 +114,19 @@ def _part_lines(title: str, part: dict[str, Any], label_names: Sequence[str], *,
     return lines + [""]
 
 
+def _headline_lines(report: dict[str, Any]) -> list[str]:
+    """MELD: weighted F1 of both heads per part, accuracy and macro-F1 beside it."""
+    rows = []
+    for part, heads in report.get("headline", {}).items():
+        name = "dev" if part == "val" else part
+        rows += [[name, head, _pct(m["weighted_f1"]), _pct(m["accuracy"]), _pct(m["macro_f1"])]
+                 for head, m in heads.items()]
+    if not rows:
+        return []
+    lines = ["## Headline: weighted F1", "", "Scores in %, softmax heads.", ""]
+    return lines + _table(["part", "head", "weighted F1", "accuracy", "macro-F1"], rows) + [""]
+
+
 def render_fold_markdown(report: dict[str, Any]) -> str:
     """The readable report of one fold."""
     split = report.get("split", {})
@@ -119,11 +134,16 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
              f"- checkpoint: `{report.get('checkpoint')}`",
              f"- data root: `{report.get('data_root')}`",
              "- " + _backbone_line(report.get("backbones", {}))]
+    if "truncated" in report:
+        trunc = report["truncated"]
+        lines.append(f"- clips truncated at {trunc['max_seconds']:g} s: "
+                     + ", ".join(f"{p} {n}" for p, n in trunc["clips"].items()))
     for part in ("train", "val", "test"):
         if part in split:
             count = report.get("n_clips", {}).get(part, "?")
             lines.append(f"- {part} actors: {', '.join(map(str, split[part]))} ({count} clips)")
     lines.append("")
+    lines += _headline_lines(report)
     for part, title in (("test", "Test"), ("val", "Validation")):
         if part in report["results"]:
             lines += _part_lines(title, report["results"][part], report["label_names"],
@@ -159,9 +179,11 @@ def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, tit
                   extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the multi-fold ``report.json`` / ``report.md`` (test and, if present, validation)."""
     out_dir = Path(out_dir)
-    summary = {"test": aggregate_folds(reports, "test")}
-    if all("val" in r["results"] for r in reports):
-        summary["val"] = aggregate_folds(reports, "val")
+    # Test first; MELD without its test split has the validation (dev) part only.
+    summary = {p: aggregate_folds(reports, p) for p in ("test", "val")
+               if all(p in r["results"] for r in reports)}
+    if not summary:
+        raise ValueError("no part scored in every fold report")
     doc = {**(extra or {}), "summary": summary,
            "folds": {str(r["fold"]): {k: r.get(k) for k in ("split", "n_clips", "checkpoint", "backbones")}
                      for r in reports}}
@@ -169,8 +191,9 @@ def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, tit
     notes = [_backbone_line(reports[0].get("backbones", {}))]
     notes += [f"fold {r['fold']}: test actors {', '.join(map(str, r.get('split', {}).get('test', [])))}"
               for r in reports]
-    text = render_summary_markdown(summary["test"], title=title, notes=notes)
-    if "val" in summary:
+    main = "test" if "test" in summary else "val"
+    text = render_summary_markdown(summary[main], title=title, notes=notes)
+    if main == "test" and "val" in summary:
         text += "\n" + render_summary_markdown(summary["val"], title="Validation").replace("# ", "## ", 1)
     atomic_write_text(out_dir / "report.md", text)
     return out_dir / "report.json", out_dir / "report.md"

@@ -36,13 +36,16 @@ class MissingFeaturesError(ValueError):
 
 @dataclass
 class EmbeddedSet:
-    """Model outputs for N clips: embedding (N, E), logits (N, K), labels (N,), ids, speakers."""
+    """Model outputs for N clips: embedding (N, E), logits (N, K), labels (N,), ids, speakers,
+    and per extra task (MELD's sentiment) its logits (N, K_task) and labels (N,)."""
 
     embedding: np.ndarray
     logits: np.ndarray
     labels: np.ndarray
     clip_ids: list[str] = field(default_factory=list)
     speakers: list[str] = field(default_factory=list)
+    extra_logits: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.embedding = np.asarray(self.embedding, dtype=np.float32)
@@ -78,14 +81,25 @@ def data_config(config: Mapping[str, Any], data_root: str | None = None,
 
 
 def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[dict[str, Any]]:
-    """Cache entries of `records` in order; raises :class:`MissingFeaturesError` if any is absent."""
-    cache = FeatureCache.for_config(cfg)
-    entries, missing = cache.load_all(records)
-    if missing:
-        raise MissingFeaturesError(
-            f"{len(missing)} of {len(records)} {what} clips have no cached features in {cache.dir} "
-            f"(first: {missing[0].clip_id}); run: python -m mmer.extract with the run's config "
-            f"(or evaluate.py --extract)")
+    """Cache entries of `records` in order; raises :class:`MissingFeaturesError` if any is absent.
+
+    A text-only MELD model reads no clip features: its entries are the records, and a
+    ``"text"`` input is joined to every entry by its utterance.
+    """
+    from mmer.extract import needs_clips, record_entry
+    if needs_clips(cfg):
+        cache = FeatureCache.for_config(cfg)
+        entries, missing = cache.load_all(records)
+        if missing:
+            raise MissingFeaturesError(
+                f"{len(missing)} of {len(records)} {what} clips have no cached features in {cache.dir} "
+                f"(first: {missing[0].clip_id}); run: python -m mmer.extract with the run's config "
+                f"(or evaluate.py --extract)")
+    else:
+        entries = [record_entry(r) for r in records]
+    if "text" in model_keys(cfg):
+        from mmer.features.text import with_text
+        entries = with_text(entries, cfg)
     if "visual" in model_keys(cfg):
         entries = _attach_visual(cfg, records, entries, what)
     return entries
@@ -173,12 +187,14 @@ def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -
 
 
 def embed_entries(model: nn.Module, entries: Sequence[Mapping[str, Any]], keys: Sequence[str], *,
-                  device: torch.device, batch_size: int = 64) -> EmbeddedSet:
-    """Run `model` over cache `entries` (inputs `keys`, no augmentation) -> EmbeddedSet."""
-    dataset = FeatureDataset(entries, keys)
-    out = embed(model.to(device), eval_loader(dataset, batch_size), device=device)
+                  device: torch.device, batch_size: int = 64, tasks: Sequence[str] = ()) -> EmbeddedSet:
+    """Run `model` over cache `entries` (inputs `keys`, no augmentation) -> EmbeddedSet;
+    `tasks`: extra heads whose logits and labels (``entry["extra"][task]``) are kept."""
+    dataset = FeatureDataset(entries, keys, extra_targets=tasks)
+    out = embed(model.to(device), eval_loader(dataset, batch_size), device=device, tasks=tasks)
     return EmbeddedSet(out["embedding"], out["logits"], out["labels"], dataset.clip_ids,
-                       dataset.speakers)
+                       dataset.speakers, {t: out[f"extra_logits/{t}"] for t in tasks},
+                       {t: dataset.targets[t].numpy() for t in tasks})
 
 
 def model_keys(cfg: Config) -> list[str]:

@@ -109,3 +109,21 @@ def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu
                                 normalize_embeddings=True, show_progress_bar=len(batch) > 256)
 
     return cache.embed(texts, compute)
+
+
+def with_text(entries: Sequence[dict], cfg: Config) -> list[dict]:
+    """`entries` (cache or record entries of MELD clips) with ``"text"``: the (384,) frozen
+    MiniLM embedding of ``entry["extra"]["text"]``, the model's text input.
+
+    Only the frozen encoder gives fixed per-clip vectors; a trained one (``text.encoder:
+    scratch`` or ``text.finetune``) reads token ids inside the model instead.
+    """
+    if cfg.text.encoder != "minilm" or cfg.text.finetune:
+        from mmer.config import ConfigError
+        raise ConfigError("a text input from the feature entries is the frozen MiniLM embedding "
+                          "(text.encoder: minilm, text.finetune: false); a trained text encoder "
+                          "runs text-only: model.modalities: [text]")
+    if not entries:
+        return []
+    vectors = sentence_embeddings([str(e["extra"]["text"]) for e in entries], cfg)
+    return [dict(e, text=v) for e, v in zip(entries, vectors, strict=True)]
