@@ -70,6 +70,8 @@ def test_speaker_colourings():
     assert list(cols[0].order) == ["actor 1", "actor 2", "actor 10"]
     assert list(cols[1].values) == ["female", "female", "male"]
     assert [c.title for c in speaker_colourings(["Ross", "Rachel"], "meld")] == ["actor"]
+    many = speaker_colourings(["Ross"] * 3 + ["Rachel"] * 2 + ["Joey"], "meld", max_speakers=2)
+    assert list(many[0].values) == ["actor Ross"] * 3 + ["actor Rachel"] * 2 + ["other"]
 
 
 def test_plots_written_and_open(sets, tmp_path):
