@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class ExtractSummary:
     # Clips cut at meld.max_seconds by this run.
     truncated: int = 0
     clip_seconds: list[float] = field(default_factory=list)
+    # CPU time of the clip loop (this process and its decode workers; model building excluded).
+    cpu_seconds: float = 0.0
 
     @property
     def clips_per_s(self) -> float:
@@ -279,7 +282,7 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
                         num_workers=cfg.features.num_workers, collate_fn=list,
                         pin_memory=nets.cuda, generator=torch.Generator().manual_seed(0),
                         worker_init_fn=_worker_init)
-    tick = time.perf_counter()
+    tick, cpu = time.perf_counter(), _cpu_time()
     with tqdm(total=len(todo), unit="clip", desc="extract", disable=not progress) as bar, \
             torch.inference_mode():
         for items in loader:
@@ -298,6 +301,13 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
             summary.clip_seconds += [(now - tick) / len(items)] * len(good)
             tick = now
             bar.update(len(items))
+    summary.cpu_seconds = _cpu_time() - cpu  # the loader has joined its workers by now
+
+
+def _cpu_time() -> float:
+    """CPU seconds of this process and its finished children (the DataLoader workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _worker_init(worker_id: int) -> None:
