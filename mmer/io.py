@@ -11,11 +11,18 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -28,6 +35,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -78,7 +87,7 @@ class SkipList:
         log.warning("skipped %s", skip)
         self.items.append(skip)
 
-    def extend(self, skips: "SkipList | list[Skip]") -> None:
+    def extend(self, skips: SkipList | list[Skip]) -> None:
         for skip in skips.items if isinstance(skips, SkipList) else skips:
             self.items.append(skip)
 
@@ -93,7 +102,7 @@ class SkipList:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     @staticmethod
-    def read(path: str | Path) -> "SkipList":
+    def read(path: str | Path) -> SkipList:
         skips = SkipList()
         rows = Path(path).read_text(encoding="utf-8").splitlines()[1:]
         for row in rows:
