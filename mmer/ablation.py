@@ -2,7 +2,7 @@
 
     python -m mmer.ablation --config configs/ravdess_av_aus.yaml [--set key=value ...]
         [--run-name NAME] [--variants visual,audio,cross_attention,concat,late]
-        [--extract] [--plots]
+        [--extract] [--plots] [--table-only]
 
 Every variant is the config with only ``model.modalities`` / ``model.fusion`` changed:
 one variant per modality of ``model.modalities`` (alone, concat head) and one per
@@ -140,6 +140,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "modality, fused_<fusion> or just the fusion name)")
     parser.add_argument("--extract", action="store_true", help="extract missing features first")
     parser.add_argument("--plots", action="store_true", help="write t-SNE and confusion PNGs per fold")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: write the table from every finished variant in the run "
+                             "folder, whatever config it was trained with (e.g. a partial ablation)")
     return parser.parse_args(argv)
 
 
@@ -171,6 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = variants(cfg)
         chosen = _chosen(table, args.variants)
         title = f"Ablation of `{cfg.name}` ({root})"
+        if args.table_only:
+            done = [json.loads((root / n / MARKER).read_text(encoding="utf-8")) for n in table
+                    if (root / n / MARKER).is_file()]
+            if not done:
+                raise FileNotFoundError(f"{root}: no finished variant ({MARKER}) to tabulate")
+            text = write_ablation(root, done, title)
+            log.info("ablation (%s):\n%s", root / "ablation.md", text)
+            return 0
         results = [r for r in (_finished(variant_config(cfg, *table[n]), root, n) for n in table
                                if n not in chosen) if r]
         for name in chosen:

@@ -125,6 +125,11 @@ def test_a_rerun_reuses_finished_variants(ablated, monkeypatch):
     assert ablation.main([*args, "--variants", "late,visual"]) == 0
     after = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
     assert json.loads(after) == json.loads(before)
+    # --table-only tabulates finished variants even under another config, training nothing.
+    (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").unlink()
+    assert ablation.main([*args, "--set", "train.lr=0.5", "--table-only"]) == 0
+    after = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
+    assert json.loads(after) == json.loads(before)
 
 
 def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
