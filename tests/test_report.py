@@ -88,3 +88,15 @@ def test_summary_files(tmp_path):
     assert f"{100 * mean:.1f} ± {100 * std:.1f}" in md
     assert "| metric | fold 0 | fold 1 | fold 2 | mean ± std |" in md
     assert "## Validation" in md
+
+
+def test_backbone_line_never_claims_pretrained_without_a_loaded_file():
+    from mmer.eval.report import _backbone_line
+
+    scratch = {"random": False, "pretrained": {"audio": "log-mel ResNet-18 inside the model, trained from scratch",
+                                               "visual": "precomputed features (no backbone)"}}
+    assert _backbone_line(scratch).startswith("Backbones: none pretrained")
+    loaded = {"random": False, "pretrained": {"video": "r3d_101 loaded (resnet/resnet-101-kinetics.pth)"}}
+    assert _backbone_line(loaded).startswith("Backbones: pretrained")
+    random = {"random": True, "pretrained": {"video": "r3d_18 random"}}
+    assert "randomly initialised" in _backbone_line(random)

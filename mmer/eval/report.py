@@ -87,7 +87,10 @@ def _backbone_line(backbones: dict[str, Any]) -> str:
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(backbones.get("pretrained", {}).items()))
     if backbones.get("random"):
         return f"**Backbones: randomly initialised (not pretrained)** — {detail or 'no weights'}"
-    return f"Backbones: pretrained — {detail}"
+    if any(" loaded" in str(v) for v in backbones.get("pretrained", {}).values()):
+        return f"Backbones: pretrained — {detail}"
+    # Only encoders trained from scratch or precomputed tables: nothing pretrained to claim.
+    return f"Backbones: none pretrained — {detail or 'no backbone'}"
 
 
 def _part_lines(title: str, part: dict[str, Any], label_names: Sequence[str], *,
