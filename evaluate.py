@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmer.cli import setup_logging
 from mmer.config import ConfigError
 from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run, fold_checkpoints
 from mmer.eval.report import fold_scalars
@@ -87,9 +87,7 @@ def _print_report(reports: list[dict], where: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     common = dict(data_root=args.data_root, data_overrides=args.data_overrides,
                   plots=not args.no_plots, device=args.device)
     try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 
+from mmer.cli import setup_logging
 from mmer.config import ConfigError, load_config
 from mmer.engine import NonFiniteLossError
 from mmer.runs import fold_dir, summarise_folds, write_summary
@@ -41,9 +41,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         cfg = load_config(args.config, args.overrides)
         if args.extract:

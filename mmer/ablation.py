@@ -20,12 +20,12 @@ import argparse
 import dataclasses
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmer.cli import setup_logging
 from mmer.config import Config, ConfigError, config_to_dict, load_config
 from mmer.io import atomic_write_json, atomic_write_text
 from mmer.models.fusion import FUSIONS
@@ -160,9 +160,7 @@ def _chosen(all_variants: dict[str, Any], text: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     from mmer.engine import NonFiniteLossError
     from mmer.training import CacheIncompleteError
     try:

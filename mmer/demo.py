@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmer.cli import setup_logging
 from mmer.config import ConfigError, load_config
 
 log = logging.getLogger("mmer.demo")
@@ -132,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/smoke.yaml")
     parser.add_argument("--run-name", default="demo")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         return run_demo(args.config, args.run_name)
     except (ConfigError, ValueError, FileNotFoundError) as err:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from mmer.cli import setup_logging
 from mmer.config import Config, ConfigError, config_to_dict, load_config, save_config
 from mmer.data.class_weights import MELD_TASKS, meld_class_weights, task_labels
 from mmer.data.meld import MELD_EMOTIONS, meld_records, split_files
@@ -232,9 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override a config value, e.g. --set text.encoder=scratch")
     parser.add_argument("--run-name", default=None, help="run folder name (default: the config's name)")
     args = parser.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         cfg = load_config(args.config, args.overrides)
         if cfg.dataset != "meld":
