@@ -114,6 +114,9 @@ class AudioConfig:
     # "clip": standardise each clip's log-mel (mean 0, std 1); "fixed": the same affine map of
     # dB for every clip ((dB + 50) / 20), which keeps loudness differences between clips.
     normalise: Literal["clip", "fixed"] = "clip"
+    # Clip-level descriptors cached next to the log-mel: "egemaps" adds the 88 openSMILE
+    # eGeMAPSv02 functionals of the whole (untrimmed) clip, the model's "egemaps" modality.
+    functionals: Literal["none", "egemaps"] = "none"
 
 
 @dataclass
@@ -162,6 +165,9 @@ class ModelConfig:
     audio_encoder: Literal["cached", "resnet18"] = "cached"
     # Width of the end-to-end audio ResNet-18 (64 is torchvision's).
     audio_width: int = 64
+    # Standardise every input per speaker with that speaker's own clips (transductive:
+    # test speakers use their unlabelled test clips); see mmer/data/speaker_norm.py.
+    speaker_norm: bool = False
 
 
 @dataclass

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from mmer.config import BackboneConfig, Config, ConfigError, load_config
 from mmer.data.decode import decode_clip
 from mmer.data.records import ClipRecord
-from mmer.features.audio import audio_segments
+from mmer.features.audio import audio_segments, egemaps
 from mmer.features.cache import FeatureCache
 from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
 from mmer.io import SkipList
@@ -88,7 +88,7 @@ def needs_clips(cfg: Config) -> bool:
     A text-only MELD model reads the CSVs alone: its records have ``path=None``.
     """
     from mmer.models.build import input_keys
-    return cfg.dataset != "meld" or any(k in ("audio", "logmel", "video")
+    return cfg.dataset != "meld" or any(k in ("audio", "logmel", "egemaps", "video")
                                         for k in input_keys(cfg.model).values())
 
 
@@ -104,7 +104,8 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     """Decode one clip into backbone inputs.
 
     Returns ``snippets`` (S, 3, L, H, W) float32 when `video`, ``logmel``
-    (S, 1, M, Ts) float32 when `audio`, ``face_misses`` and ``truncated``.
+    (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) with
+    ``audio.functionals: egemaps``), ``face_misses`` and ``truncated``.
     Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
     """
     max_seconds = cfg.meld.max_seconds if cfg.dataset == "meld" else None
@@ -115,6 +116,8 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
         out["snippets"], out["face_misses"] = video_snippets(clip.frames, cfg.video, cropper)
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
+        if cfg.audio.functionals == "egemaps":
+            out["egemaps"] = egemaps(clip.audio, clip.sample_rate)
     return out
 
 
@@ -235,6 +238,8 @@ def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, Tensor
     }
     if "logmel" in item:
         entry["logmel"] = item["logmel"].to(torch.float16)
+    if "egemaps" in item:
+        entry["egemaps"] = item["egemaps"]
     return entry
 
 

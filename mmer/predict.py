@@ -90,6 +90,10 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
     clip, dev = Path(clip), torch.device(device)
     model, ckpt = model_from_checkpoint(load_checkpoint(checkpoint))
     cfg = config_from_dict(ckpt["config"], source="checkpoint config")
+    if cfg.model.speaker_norm:
+        raise ValueError(f"{checkpoint}: the model standardises its inputs per speaker "
+                         "(model.speaker_norm), so one clip alone cannot be scored; score a folder "
+                         "with several clips of each speaker: python evaluate.py --run RUN --data-root DIR")
     names, keys = list(ckpt["label_names"]), model_keys(cfg)
     train_records = checkpoint_records(ckpt)[1]["train"]
     train_entries = load_entries(cfg, train_records, "train")

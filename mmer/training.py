@@ -139,6 +139,9 @@ def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: 
         if visual is not None:
             from mmer.data.visual_table import with_visual
             entries = with_visual(entries, visual)
+        if cfg.model.speaker_norm and entries:  # each side's speakers are its own
+            from mmer.data.speaker_norm import speaker_normalise
+            entries = speaker_normalise(entries, keys)
         datasets[p] = FeatureDataset(entries, keys, augment=cfg.train.augment, seed=cfg.train.seed,
                                      extra_targets=tasks) if entries else None
     if datasets["train"] is None:

@@ -42,7 +42,8 @@ def test_put_get_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("override", ["video.size=64", "audio.n_mels=32", "backbone.video=r3d_18",
-                                      "backbone.audio_feature=map", "backbone.pretrained=none"])
+                                      "backbone.audio_feature=map", "backbone.pretrained=none",
+                                      "audio.functionals=egemaps"])
 def test_changed_feature_config_misses(tmp_path, override):
     record = _record(tmp_path)
     FeatureCache.for_config(_cfg(tmp_path)).put(record, _entry(record))
@@ -53,7 +54,8 @@ def test_changed_feature_config_misses(tmp_path, override):
 def test_unrelated_settings_keep_the_hash(tmp_path):
     base = feature_config_hash(_cfg(tmp_path))
     for override in ("features.batch_size=3", "features.num_workers=0", "train.lr=0.1",
-                     "model.d_model=32", "name=other"):
+                     "model.d_model=32", "name=other", "model.speaker_norm=true",
+                     "audio.functionals=none"):
         assert feature_config_hash(_cfg(tmp_path, override)) == base, override
 
 

@@ -102,6 +102,9 @@ def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[
         entries = with_text(entries, cfg)
     if "visual" in model_keys(cfg):
         entries = _attach_visual(cfg, records, entries, what)
+    if cfg.model.speaker_norm:
+        from mmer.data.speaker_norm import speaker_normalise
+        entries = speaker_normalise(entries, model_keys(cfg))
     return entries
 
 
@@ -175,6 +178,8 @@ def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -
     for key in keys:
         if key == "logmel":
             detail["audio"] = "log-mel ResNet-18 inside the model, trained from scratch"
+        elif key == "egemaps":
+            detail["egemaps"] = "openSMILE eGeMAPSv02 functionals (no backbone)"
         elif key in meta:
             info = meta[key]
             status = info.get("status", "unknown")

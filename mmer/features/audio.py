@@ -116,3 +116,31 @@ def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
     starts = [s * n_frames // n_seg for s in range(n_seg)]
     segments = np.stack([padded[:, a:a + seg_len] for a in starts])[:, None]
     return torch.from_numpy(np.ascontiguousarray(segments))
+
+
+EGEMAPS_DIM = 88
+_SMILE = None
+
+
+def egemaps(wave: np.ndarray, sr: int) -> torch.Tensor:
+    """float32 (88,): the openSMILE eGeMAPSv02 functionals of the whole clip `wave` (N,).
+
+    The extended Geneva minimalistic acoustic parameter set (Eyben et al., 2016): pitch,
+    jitter, shimmer, loudness, formants, spectral slope and their statistics, the usual
+    hand-made descriptors of affect. A clip too short for openSMILE's analysis windows
+    (NaN features) raises ``ValueError``.
+    """
+    global _SMILE
+    wave = _check_wave(wave, sr)
+    if _SMILE is None:  # one extractor per process: building it parses the config files
+        import opensmile
+        _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                 feature_level=opensmile.FeatureLevel.Functionals)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
+        values = _SMILE.process_signal(wave, sr).to_numpy(dtype=np.float32).reshape(-1)
+    if values.shape != (EGEMAPS_DIM,) or not np.all(np.isfinite(values)):
+        raise ValueError(f"eGeMAPS: no finite features for a {wave.shape[0] / sr:.3f} s clip "
+                         "(too short for openSMILE's analysis windows)")
+    return torch.from_numpy(values.copy())

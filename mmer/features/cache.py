@@ -60,12 +60,21 @@ def weights_state(cfg: Config) -> dict[str, str]:
     return state
 
 
+def _audio_fields(cfg: Config) -> dict[str, Any]:
+    """``cfg.audio`` as hashed; ``functionals`` only when set, so that caches made before
+    the field existed keep their folder."""
+    fields = dataclasses.asdict(cfg.audio)
+    if fields.get("functionals") == "none":
+        del fields["functionals"]
+    return fields
+
+
 def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
         "format": ENTRY_FORMAT,
         "video": dataclasses.asdict(cfg.video),
-        "audio": dataclasses.asdict(cfg.audio),
+        "audio": _audio_fields(cfg),
         "backbone": dataclasses.asdict(cfg.backbone),
         "weights": weights_state(cfg),
     }

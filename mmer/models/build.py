@@ -19,14 +19,15 @@ from mmer.models.heads import EmbeddingHead, LateFusionHead, ModelOutput
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("audio", "video", "visual", "text")
+MODALITIES = ("audio", "video", "visual", "text", "egemaps")
 
 
 def input_keys(model_cfg: ModelConfig) -> dict[str, str]:
     """{modality: batch key} for ``model.modalities``.
 
     Audio is read from ``"logmel"`` when ``model.audio_encoder == "resnet18"`` (the model
-    holds the ResNet-18), else from the cached ``"audio"`` features.
+    holds the ResNet-18), else from the cached ``"audio"`` features. The ``"egemaps"``
+    modality is the clip's cached openSMILE eGeMAPS functionals (``audio.functionals``).
     """
     mods = list(model_cfg.modalities)
     unknown = [m for m in mods if m not in MODALITIES]
@@ -124,8 +125,10 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
     keys = input_keys(m)
     missing = [k for k in keys.values() if k not in input_shapes]
     if missing:
+        hint = (" (egemaps: set audio.functionals: egemaps and run python -m mmer.extract)"
+                if "egemaps" in missing else "")
         raise ValueError(f"model.modalities {m.modalities} need inputs {missing}, but the data has "
-                         f"only {sorted(input_shapes)}")
+                         f"only {sorted(input_shapes)}{hint}")
     encoders = {}
     for modality, key in keys.items():
         width = m.audio_width if key == "logmel" else None

@@ -1,0 +1,69 @@
+"""Per-speaker standardisation of model inputs (``model.speaker_norm``).
+
+Each speaker's inputs are standardised with the mean and standard deviation of that
+speaker's own clips, per feature channel: the mel band of a log-mel, the feature of a
+vector or a sequence of vectors, the channel of a feature map. It removes what is
+constant in a speaker (voice timbre, habitual loudness, a resting face) and keeps how
+each clip departs from that speaker's average.
+
+This is *transductive*: a test speaker is normalised with statistics of their own
+(unlabelled) test clips, so a deployed model needs several clips of a new speaker
+before it can score one. No label is read, and no statistic crosses speakers: the
+speakers of the training, validation and test sides are disjoint, and each is
+normalised on its own clips only. Results with it must be reported as such.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+STD_FLOOR = 1e-4
+
+
+def channel_dim(key: str, shape: Sequence[int]) -> int:
+    """The channel axis of one item of input `key` with per-item `shape` (no batch axis):
+    mel bands of ``logmel`` (S, 1, M, T), the last axis of (D,) and (S, D), C of (S, C, h, w)."""
+    if key == "logmel":
+        return 2
+    if len(shape) in (1, 2):
+        return len(shape) - 1
+    if len(shape) == 4:
+        return 1
+    raise ValueError(f"speaker_norm: no channel axis for input {key!r} of shape {tuple(shape)}")
+
+
+def speaker_normalise(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]
+                      ) -> list[dict[str, Any]]:
+    """Copies of `entries` whose inputs `keys` are standardised per ``entry["speaker"]``.
+
+    Statistics are taken over all of a speaker's clips and every position of each item
+    except the channel axis (:func:`channel_dim`); a channel that is constant for a
+    speaker is only centred. Entries without a speaker raise ``ValueError``.
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(entries):
+        speaker = e.get("speaker")
+        if speaker in (None, ""):
+            raise ValueError(f"speaker_norm: clip {e.get('clip_id')} has no speaker")
+        groups[str(speaker)].append(i)
+    out = [dict(e) for e in entries]
+    for key in keys:
+        for members in groups.values():
+            items = torch.stack([torch.as_tensor(entries[i][key]).float() for i in members])
+            axis = channel_dim(key, items.shape[1:]) + 1
+            mean, std = _stats(items, axis)
+            for j, i in enumerate(members):
+                out[i][key] = (items[j] - mean[0]) / std[0]
+    return out
+
+
+def _stats(x: Tensor, axis: int) -> tuple[Tensor, Tensor]:
+    """Mean and floored std of `x` over every axis but `axis`, kept broadcastable."""
+    dims = [d for d in range(x.ndim) if d != axis]
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True, unbiased=False)
+    return mean, torch.where(std < STD_FLOOR, torch.ones_like(std), std)

@@ -1,0 +1,134 @@
+"""Per-speaker input standardisation (model.speaker_norm) and the openSMILE eGeMAPS audio
+descriptors (audio.functionals: egemaps, the egemaps modality), up to a tiny
+extract -> ablation -> evaluate run on synthetic speech + AUs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_ablation import make_set
+
+import evaluate
+from mmer import ablation
+from mmer.data.speaker_norm import speaker_normalise
+from mmer.eval.sets import checkpoint_records, load_entries
+from mmer.features.audio import EGEMAPS_DIM, egemaps
+from mmer.predict import predict_clip
+from mmer.runs import load_checkpoint
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_egemaps.yaml"
+
+
+def _entries(rng: np.random.Generator) -> list[dict]:
+    """Two speakers with different offsets and scales: vectors (3,), log-mels (2, 1, 4, 5)."""
+    out = []
+    for speaker, (shift, scale) in {"1": (10.0, 3.0), "2": (-4.0, 0.5)}.items():
+        for i in range(6):
+            out.append({"clip_id": f"{speaker}-{i}", "speaker": speaker,
+                        "visual": torch.tensor(rng.normal(shift, scale, 3), dtype=torch.float32),
+                        "logmel": torch.tensor(rng.normal(shift, scale, (2, 1, 4, 5)), dtype=torch.float16)})
+    return out
+
+
+def test_each_speaker_is_standardised_on_its_own_clips_per_channel():
+    entries = _entries(np.random.default_rng(0))
+    normed = speaker_normalise(entries, ["visual", "logmel"])
+    for speaker in ("1", "2"):
+        vis = torch.stack([e["visual"] for e in normed if e["speaker"] == speaker])
+        np.testing.assert_allclose(vis.mean(0), 0.0, atol=1e-5)
+        np.testing.assert_allclose(vis.std(0, unbiased=False), 1.0, atol=1e-4)
+        mel = torch.stack([e["logmel"] for e in normed if e["speaker"] == speaker])   # (N, 2, 1, 4, 5)
+        per_band = mel.transpose(0, 3).reshape(4, -1)                                 # mel band first
+        np.testing.assert_allclose(per_band.mean(1), 0.0, atol=1e-4)
+        np.testing.assert_allclose(per_band.std(1, unbiased=False), 1.0, atol=1e-3)
+    # The inputs are left alone; other fields are kept.
+    assert entries[0]["logmel"].dtype == torch.float16 and normed[0]["clip_id"] == "1-0"
+
+
+def test_a_speaker_s_result_does_not_depend_on_any_other_speaker():
+    entries = _entries(np.random.default_rng(1))
+    moved = [dict(e, visual=e["visual"] * 50 + 7) if e["speaker"] == "2" else e for e in entries]
+    a = speaker_normalise(entries, ["visual"])
+    b = speaker_normalise(moved, ["visual"])
+    for x, y in zip(a, b, strict=True):
+        if x["speaker"] == "1":
+            assert torch.equal(x["visual"], y["visual"])
+
+
+def test_a_constant_channel_becomes_zero_and_a_missing_speaker_is_named():
+    entries = [{"clip_id": f"c{i}", "speaker": "7", "visual": torch.tensor([5.0, float(i)])}
+               for i in range(4)]
+    out = torch.stack([e["visual"] for e in speaker_normalise(entries, ["visual"])])
+    assert torch.isfinite(out).all() and torch.equal(out[:, 0], torch.zeros(4))
+    with pytest.raises(ValueError, match="clip c9 has no speaker"):
+        speaker_normalise([{"clip_id": "c9", "speaker": "", "visual": torch.ones(2)}], ["visual"])
+
+
+def _voice(f0: float, sr: int = 16000, seconds: float = 1.5) -> np.ndarray:
+    """A vowel-like harmonic tone at `f0` Hz with a slow loudness swell."""
+    t = np.arange(int(sr * seconds)) / sr
+    wave = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
+    return (0.2 * wave * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+
+
+def test_egemaps_pitch_follows_the_fundamental():
+    low, high = egemaps(_voice(110.0), 16000), egemaps(_voice(220.0), 16000)
+    assert low.shape == (EGEMAPS_DIM,) and torch.isfinite(low).all()
+    # Feature 0 is the mean F0 in semitones from 27.5 Hz: 110 Hz is 24, an octave up is 36.
+    assert abs(float(low[0]) - 24.0) < 1.0
+    assert abs(float(high[0] - low[0]) - 12.0) < 1.0
+
+
+def test_egemaps_of_a_clip_too_short_is_refused():
+    with pytest.raises(ValueError, match="too short"):
+        egemaps(np.zeros(100, np.float32), 16000)
+
+
+@pytest.fixture(scope="module")
+def spk_run(tmp_path_factory, one_thread):
+    root = tmp_path_factory.mktemp("speaker_norm")
+    audio, table = make_set(root / "data", range(1, 5), seed=0)
+    overrides = [
+        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
+        "split.n_folds=2", "split.n_val_actors=1", f"features.cache_dir={root / 'cache'}",
+        "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "model.speaker_norm=true",
+        "train.epochs=2", "train.batch_size=8", "train.m_per_class=2", "train.warmup_epochs=0",
+        f"train.runs_dir={root / 'runs'}", "eval.k=[3]",
+    ]
+    args = ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+    assert ablation.main([*args, "--extract", "--variants", "egemaps,concat"]) == 0
+    return root, table
+
+
+@pytest.mark.slow
+def test_egemaps_and_aus_train_with_speaker_norm_and_score_another_root(spk_run):
+    root, _ = spk_run
+    run = root / "runs" / "ravdess_av_egemaps_ablation"
+    table = json.loads((run / "ablation.json").read_text())
+    assert [v["variant"] for v in table["variants"]] == ["egemaps", "fused_concat"]
+    ckpt = load_checkpoint(run / "fused_concat" / "fold_0" / "best.pt")
+    cfg, records = checkpoint_records(ckpt)
+    test = load_entries(cfg, records["test"], "test")
+    assert {e["speaker"] for e in test} == {"1", "2"}       # fold 0 tests actors 1-2
+    for key in ("egemaps", "visual"):
+        for speaker in ("1", "2"):    # each test actor standardised on their own clips
+            x = torch.stack([e[key] for e in test if e["speaker"] == speaker])
+            np.testing.assert_allclose(x.mean(0), 0.0, atol=1e-4)
+    other_audio, other_table = make_set(root / "other", range(5, 7), seed=1)
+    assert evaluate.main(["--run", str(run / "fused_concat"), "--data-root", str(other_audio),
+                          "--data-set", f"ravdess.visual_table={other_table}", "--extract",
+                          "--no-plots"]) == 0
+    report = json.loads(next((run / "fused_concat").glob("fold_0/eval_*/report.json")).read_text())
+    assert report["n_clips"]["test"] == 2 * 8
+    assert "eGeMAPS" in json.dumps(report["backbones"])
+
+
+@pytest.mark.slow
+def test_a_speaker_normalised_model_refuses_to_score_one_clip(spk_run):
+    root, _ = spk_run
+    clip = next((root / "data" / "Actors" / "Actor_01").glob("*.wav"))
+    with pytest.raises(ValueError, match="per speaker"):
+        predict_clip(clip, root / "runs" / "ravdess_av_egemaps_ablation" / "egemaps" / "fold_0" / "best.pt")
