@@ -47,7 +47,8 @@ def clip_record(path: Path, dataset: str) -> ClipRecord:
 
 def featurise(records: Sequence[ClipRecord], cfg: Config, device: torch.device) -> list[dict[str, Any]]:
     """The cache entries (docs/design.md) extraction would write for `records`, by its code."""
-    from mmer.extract import Backbones, ClipDataset, make_entry
+    from mmer.extract import ClipDataset, make_entry
+    from mmer.features.backbones import Backbones
 
     for record in records:
         if record.path is None or not Path(record.path).is_file():

@@ -119,28 +119,31 @@ def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
 
 
 EGEMAPS_DIM = 88
-_SMILE = None
 
 
-def egemaps(wave: np.ndarray, sr: int) -> torch.Tensor:
-    """float32 (88,): the openSMILE eGeMAPSv02 functionals of the whole clip `wave` (N,).
+class Egemaps:
+    """openSMILE eGeMAPSv02 functionals: ``Egemaps()(wave, sr)`` -> float32 (88,).
 
     The extended Geneva minimalistic acoustic parameter set (Eyben et al., 2016): pitch,
-    jitter, shimmer, loudness, formants, spectral slope and their statistics, the usual
-    hand-made descriptors of affect. A clip too short for openSMILE's analysis windows
-    (NaN features) raises ``ValueError``.
+    jitter, shimmer, loudness, formants, spectral slope and their statistics over the whole
+    clip, the usual hand-made descriptors of affect. Building one parses openSMILE's config
+    files, so a worker builds it once and reuses it for every clip.
     """
-    global _SMILE
-    wave = _check_wave(wave, sr)
-    if _SMILE is None:  # one extractor per process: building it parses the config files
+
+    def __init__(self) -> None:
         import opensmile
-        _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                 feature_level=opensmile.FeatureLevel.Functionals)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
-        values = _SMILE.process_signal(wave, sr).to_numpy(dtype=np.float32).reshape(-1)
-    if values.shape != (EGEMAPS_DIM,) or not np.all(np.isfinite(values)):
-        raise ValueError(f"eGeMAPS: no finite features for a {wave.shape[0] / sr:.3f} s clip "
-                         "(too short for openSMILE's analysis windows)")
-    return torch.from_numpy(values.copy())
+        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                     feature_level=opensmile.FeatureLevel.Functionals)
+
+    def __call__(self, wave: np.ndarray, sr: int) -> torch.Tensor:
+        """(88,) of mono `wave` (N,) at `sr` Hz. A clip too short for openSMILE's analysis
+        windows (NaN features) raises ``ValueError``."""
+        wave = _check_wave(wave, sr)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
+            values = self.smile.process_signal(wave, sr).to_numpy(dtype=np.float32).reshape(-1)
+        if values.shape != (EGEMAPS_DIM,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"eGeMAPS: no finite features for a {wave.shape[0] / sr:.3f} s clip "
+                             "(too short for openSMILE's analysis windows)")
+        return torch.from_numpy(values.copy())
