@@ -97,14 +97,15 @@ def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[
                 f"(or evaluate.py --extract)")
     else:
         entries = [record_entry(r) for r in records]
-    if "text" in model_keys(cfg):
+    keys = model_keys(cfg)
+    if "text" in keys:
         from mmer.features.text import with_text
         entries = with_text(entries, cfg)
-    if "visual" in model_keys(cfg):
+    if "visual" in keys:
         entries = _attach_visual(cfg, records, entries, what)
     if cfg.model.speaker_norm:
         from mmer.data.speaker_norm import speaker_normalise
-        entries = speaker_normalise(entries, model_keys(cfg))
+        entries = speaker_normalise(entries, keys)
     return entries
 
 

@@ -11,6 +11,7 @@ With ``audio.normalise="fixed"`` every clip gets the same affine map of dB inste
 from __future__ import annotations
 
 import math
+import warnings
 
 import librosa
 import numpy as np
@@ -139,7 +140,6 @@ class Egemaps:
         """(88,) of mono `wave` (N,) at `sr` Hz. A clip too short for openSMILE's analysis
         windows (NaN features) raises ``ValueError``."""
         wave = _check_wave(wave, sr)
-        import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
             values = self.smile.process_signal(wave, sr).to_numpy(dtype=np.float32).reshape(-1)
