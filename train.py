@@ -19,7 +19,7 @@ from mmer.cli import setup_logging
 from mmer.config import ConfigError, load_config
 from mmer.engine import NonFiniteLossError
 from mmer.runs import fold_dir, summarise_folds, write_summary
-from mmer.training import CacheIncompleteError, fold_data, train_fold
+from mmer.training import CacheIncompleteError, run_fold
 
 log = logging.getLogger("train")
 SUMMARY_KEYS = ("val_uar", "val_accuracy", "test_accuracy", "test_uar")
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from mmer.meld_text import train_text
                 results[fold] = train_text(cfg, out)
             else:
-                results[fold] = train_fold(cfg, fold_data(cfg, fold), out)
+                results[fold] = run_fold(cfg, fold, out)
             log.info("fold %d result: %s", fold, results[fold])
     except (ConfigError, CacheIncompleteError, ValueError) as err:
         log.error("%s", err)
@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.folds == "all":
         root = fold_dir(cfg.train.runs_dir, name, 0).parent
-        table = write_summary(root, summarise_folds(results, SUMMARY_KEYS), SUMMARY_KEYS)
+        keys = SUMMARY_KEYS + (("select_test_accuracy", "select_test_uar") if cfg.train.refit else ())
+        table = write_summary(root, summarise_folds(results, keys), keys)
         log.info("summary (%s):\n%s", root / "summary.md", table)
     return 0
 

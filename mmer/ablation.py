@@ -7,7 +7,7 @@
 Every variant is the config with only ``model.modalities`` / ``model.fusion`` changed:
 one variant per modality of ``model.modalities`` (alone, concat head) and one per
 fusion option over all of them. Each is trained on every fold with
-:func:`mmer.training.train_fold` (resuming from ``last.pt``) and evaluated with
+:func:`mmer.training.run_fold` (resuming from ``last.pt``) and evaluated with
 :func:`mmer.eval.evaluate.evaluate_run` into ``<runs_dir>/<NAME>/<variant>/``. A variant
 whose evaluation finished with the same config (``ablation_variant.json``) is reused,
 so rerunning the command resumes. Writes ``ablation.md`` and ``ablation.json`` (per
@@ -74,7 +74,7 @@ def _finished(cfg: Config, root: Path, name: str) -> dict[str, Any] | None:
 def run_variant(cfg: Config, root: Path, name: str, *, plots: bool = False) -> dict[str, Any]:
     """Train every fold of variant `name` (config `cfg`) under ``root/name`` and evaluate it."""
     from mmer.eval.evaluate import evaluate_run
-    from mmer.training import fold_data, train_fold
+    from mmer.training import run_fold
 
     out = root / name
     done = _finished(cfg, root, name)
@@ -84,7 +84,7 @@ def run_variant(cfg: Config, root: Path, name: str, *, plots: bool = False) -> d
     start = time.perf_counter()
     for fold in range(cfg.split.n_folds):
         log.info("variant %s: fold %d", name, fold)
-        result = train_fold(cfg, fold_data(cfg, fold), out / f"fold_{fold}")
+        result = run_fold(cfg, fold, out / f"fold_{fold}")
         log.info("variant %s: fold %d result: %s", name, fold, result)
     reports, _ = evaluate_run(out, plots=plots)
     result = {"variant": name, "modalities": list(cfg.model.modalities), "fusion": cfg.model.fusion,

@@ -168,6 +168,10 @@ class ModelConfig:
     # Standardise every input per speaker with that speaker's own clips (transductive:
     # test speakers use their unlabelled test clips); see mmer/data/speaker_norm.py.
     speaker_norm: bool = False
+    # Deep ensemble: this many independently initialised copies of the model, trained
+    # side by side on the same batches; evaluation averages their softmax probabilities
+    # and joins their embeddings (see mmer/models/build.py EnsembleModel).
+    ensemble: int = 1
 
 
 @dataclass
@@ -219,6 +223,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     deterministic: bool = False
+    # Refit: once the validation actors have chosen the epoch (in <fold>/select/), train
+    # again on training + validation actors for that many epochs; that model is the fold's.
+    refit: bool = False
     num_workers: int = 0
     device: str = "auto"
     runs_dir: str = "runs"

@@ -119,6 +119,10 @@ class EmotionLoss(nn.Module):
     miner picks triplets in the batch. `mix`: ``(lam, perm)`` after mixup, the CE then
     being ``lam * CE(y) + (1 - lam) * CE(y[perm])``; the triplet term uses ``y``, which
     the mixup keeps dominant (lam >= 0.5).
+
+    An ensemble's output (``output.members``) trains each member on its own output, with
+    its own mined triplets: ``loss`` is the members' sum, so each member gets the gradient
+    it would get alone; the other parts are the members' means.
     """
 
     def __init__(self, cfg: LossConfig, label_names: Sequence[str], *,
@@ -145,6 +149,11 @@ class EmotionLoss(nn.Module):
     def forward(self, output: ModelOutput, targets: Mapping[str, Tensor], *,
                 indices_tuple: tuple[Tensor, Tensor, Tensor] | None = None,
                 mix: tuple[float, Tensor] | None = None) -> dict[str, Tensor]:
+        if output.members:
+            per = [self(o, targets, indices_tuple=indices_tuple, mix=mix) for o in output.members]
+            parts = {k: torch.stack([p[k] for p in per]).mean() for k in per[0]}
+            parts["loss"] = torch.stack([p["loss"] for p in per]).sum()
+            return parts
         labels = targets["label"]
         emb = output.embedding.float()
         if indices_tuple is None and self.miner is not None:

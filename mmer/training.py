@@ -81,9 +81,10 @@ def split_parts(cfg: Config, records: list, fold: int) -> tuple[dict[str, list],
     return {p: list(parts.get(p, [])) for p in PARTS}, split_to_json(split, parts)
 
 
-def fold_data(cfg: Config, fold: int) -> FoldData:
+def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     """Records -> split -> cached entries -> datasets. Raises CacheIncompleteError when
-    clips have no cache entry and were not skipped by the extractor.
+    clips have no cache entry and were not skipped by the extractor. `merge_val`: the
+    validation clips join the training clips (a refit; no validation part).
 
     A text-only MELD model needs no clips: its entries are the CSV records themselves.
     A ``"text"`` input is the clip's frozen sentence embedding, joined by clip."""
@@ -94,7 +95,7 @@ def fold_data(cfg: Config, fold: int) -> FoldData:
     clips = needs_clips(cfg)
     usable = _cached_records(records, cache, skips, cfg) if clips else records
     keys = list(input_keys(cfg.model).values())
-    return _fold_datasets(cfg, usable, skips, fold, keys, cache, clips)
+    return _fold_datasets(cfg, usable, skips, fold, keys, cache, clips, merge_val)
 
 
 def _cached_records(records: list, cache, skips: SkipList, cfg: Config) -> list:
@@ -118,7 +119,7 @@ def _cached_records(records: list, cache, skips: SkipList, cfg: Config) -> list:
 
 
 def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: list[str], cache,
-                   clips: bool) -> FoldData:
+                   clips: bool, merge_val: bool = False) -> FoldData:
     visual = None
     if "visual" in keys:  # precomputed table: clips without a row and unused rows are listed
         from mmer.data.visual_table import visual_features
@@ -126,6 +127,8 @@ def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: 
         skips.extend(listing)
         usable = [r for r in usable if r.clip_id in visual]
     parts, split = split_parts(cfg, usable, fold)
+    if merge_val:
+        parts, split = _merge_val(parts, split)
     tasks = list(extra_tasks(cfg))
     from mmer.extract import record_entry
     datasets: dict[str, FeatureDataset | None] = {}
@@ -149,6 +152,18 @@ def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: 
     if cfg.dataset == "meld" and clips:
         log.info("clips truncated at meld.max_seconds = %g s: %s", cfg.meld.max_seconds, truncated)
     return FoldData(datasets, split, label_names(cfg.dataset), extra_tasks(cfg), skips)
+
+
+def _merge_val(parts: dict[str, list], split: dict[str, Any]) -> tuple[dict[str, list], dict[str, Any]]:
+    """The validation part moved into the training part, in the records and in the split
+    description (which records what was merged under ``"refit"``)."""
+    split = dict(split, refit={"val_actors": list((split.get("actors") or {}).get("val", [])),
+                               "val_clips": len(parts["val"])})
+    for side in ("actors", "clips"):
+        if side in split:
+            split[side] = dict(split[side], train=list(split[side]["train"]) + list(split[side]["val"]),
+                               val=[])
+    return dict(parts, train=parts["train"] + parts["val"], val=[]), split
 
 
 def lr_lambda(total_steps: int, warmup_steps: int):
@@ -188,9 +203,36 @@ def score(model, dataset: FeatureDataset | None, names: list[str], device, batch
     return result
 
 
-def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, Any]:
+def run_fold(cfg: Config, fold: int, out_dir: str | Path) -> dict[str, Any]:
+    """Train fold `fold` into `out_dir` (resumable); returns the fold result.
+
+    With ``train.refit`` the validation actors first choose the epoch count E in
+    ``out_dir/select/`` (its own best.pt); then a model trained on training + validation
+    actors for E epochs, on the same learning-rate schedule, becomes ``out_dir/best.pt``.
+    The result keeps the selection's validation scores and its test scores as
+    ``select_test_*``.
+    """
+    data = fold_data(cfg, fold)
+    if not cfg.train.refit:
+        return train_fold(cfg, data, out_dir)
+    if data.parts["val"] is None:
+        raise ValueError(f"fold {fold}: train.refit needs validation clips to choose the epoch count "
+                         f"(split.n_val_actors is 0)")
+    selected = train_fold(cfg, data, Path(out_dir) / "select")
+    result = train_fold(cfg, fold_data(cfg, fold, merge_val=True), out_dir, stop_after=selected["epoch"])
+    result.update({k: v for k, v in selected.items() if k.startswith("val_")})
+    result.update({f"select_{k}": v for k, v in selected.items() if k.startswith("test_")})
+    result["selected_by"] = f"refit on train + val for the epochs chosen by {selected['selected_by']}"
+    return result
+
+
+def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
+               stop_after: int | None = None) -> dict[str, Any]:
     """Train one fold into `out_dir` (resuming from its ``last.pt``); returns the fold result:
-    best epoch and its validation scores, and the test scores of ``best.pt``."""
+    best epoch and its validation scores, and the test scores of ``best.pt``.
+
+    `stop_after`: stop after that many of the ``train.epochs`` epochs (the learning-rate
+    schedule still spans all of them). Without validation clips the last epoch is best."""
     out_dir = Path(out_dir)
     t = cfg.train
     from mmer.extract import resolve_device
@@ -219,8 +261,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
     rows = [r for r in read_metrics(out_dir / "metrics.jsonl") if r["epoch"] <= start]
     from torch.utils.tensorboard import SummaryWriter
     writer = SummaryWriter(str(out_dir), purge_step=start + 1)
+    end = t.epochs if stop_after is None else min(stop_after, t.epochs)
     try:
-        for epoch in tqdm(range(start, t.epochs), desc="epochs", initial=start, total=t.epochs):
+        for epoch in tqdm(range(start, end), desc="epochs", initial=start, total=end):
             seed_everything(derive_seed(t.seed, epoch))
             loader = train_loader(train_set, t, seed=t.seed, epoch=epoch)
             lr = optimizer.param_groups[0]["lr"]
@@ -239,7 +282,8 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path) -> dict[str, An
                          scheduler=scheduler.state_dict(), metrics=row)
             # Without validation actors the last epoch counts as the best.
             if best is None or not val_m or val_m[key] > best.get(f"val_{key}", -1.0):
-                best = {"epoch": epoch + 1, "selected_by": f"val_{key}", "val_uar": -1.0,
+                best = {"epoch": epoch + 1, "selected_by": f"val_{key}" if val_m else "last epoch (no validation)",
+                        "val_uar": -1.0,
                         "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
                 save_checkpoint(out_dir / "best.pt", dict(state, best=best))
             write_metrics(out_dir / "metrics.jsonl", rows)

@@ -153,3 +153,54 @@ def test_inputs_are_standardised_with_training_statistics():
     torch.testing.assert_close(audio.mean(dim=(0, 1)), torch.zeros(20), atol=1e-4, rtol=0)
     state = model.state_dict()  # checkpoints carry the statistics to evaluation
     assert torch.equal(state["norms.audio.mean"], train["audio"].mean(dim=(0, 1)))
+
+
+def test_ensemble_averages_member_probabilities_and_joins_embeddings():
+    torch.manual_seed(0)
+    cfg = tiny_cfg("concat", ("audio", "visual"), ensemble=3, dropout=0.0)
+    model = build_model(cfg, AUDIO_VISUAL, n_classes=5, extra_classes={"sentiment": 3}).eval()
+    batch = fake_batch(AUDIO_VISUAL)
+    with torch.no_grad():
+        out = model(batch)
+        alone = [member(batch) for member in model.members]
+    assert len(out.members) == 3 and out.embedding.shape == (B, 3 * 8)
+    # independently initialised members disagree
+    assert not torch.allclose(alone[0].logits, alone[1].logits)
+    mean_p = torch.stack([o.logits.softmax(1) for o in alone]).mean(0)
+    torch.testing.assert_close(out.logits.softmax(1), mean_p)
+    mean_s = torch.stack([o.extra_logits["sentiment"].softmax(1) for o in alone]).mean(0)
+    torch.testing.assert_close(out.extra_logits["sentiment"].softmax(1), mean_s)
+    # unit norm, and the cosine of joined embeddings is the members' mean cosine
+    torch.testing.assert_close(out.embedding.norm(dim=1), torch.ones(B))
+    mean_cos = torch.stack([o.embedding[0] @ o.embedding[1] for o in alone]).mean()
+    torch.testing.assert_close(out.embedding[0] @ out.embedding[1], mean_cos)
+
+
+def test_ensemble_loss_trains_each_member_as_if_alone():
+    from mmer.losses import build_loss
+
+    names = ["a", "b", "c"]
+    cfg = tiny_cfg("concat", ("audio", "visual"), ensemble=2, dropout=0.0)
+    cfg.loss.miner = "all"
+    torch.manual_seed(0)
+    model = build_model(cfg, AUDIO_VISUAL, n_classes=3)
+    loss_fn = build_loss(cfg.loss, names)
+    batch = fake_batch(AUDIO_VISUAL)
+    targets = {"label": torch.tensor([0, 1, 0])}
+    parts = loss_fn(model(batch), targets)
+    parts["loss"].backward()
+    for i, member in enumerate(model.members):
+        twin = build_model(tiny_cfg("concat", ("audio", "visual"), dropout=0.0), AUDIO_VISUAL, n_classes=3)
+        twin.load_state_dict(member.state_dict())
+        alone = loss_fn(twin(batch), targets)
+        alone["loss"].backward()
+        for (name, p), (_, q) in zip(member.named_parameters(), twin.named_parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, msg=f"member {i}: {name}")
+    single = [loss_fn(m(batch), targets) for m in model.members]
+    torch.testing.assert_close(parts["loss"], single[0]["loss"] + single[1]["loss"])
+    torch.testing.assert_close(parts["ce"], (single[0]["ce"] + single[1]["ce"]) / 2)
+
+
+def test_ensemble_size_below_one_is_refused():
+    with pytest.raises(ValueError, match="model.ensemble"):
+        build_model(tiny_cfg("concat", ("audio",), ensemble=0), {"audio": (6, 20)}, n_classes=3)

@@ -121,6 +121,17 @@ def test_run_folder_checkpoints_and_best_by_validation_uar(tmp_path):
     assert not model.training
 
 
+def test_ensemble_trains_saves_and_reloads(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=2)
+    cfg.model.ensemble = 2
+    out = tmp_path / "ens" / "fold_0"
+    result = train_fold(cfg, fold(cfg), out)
+    model, _ = model_from_checkpoint(out / "best.pt")
+    assert len(model.members) == 2 and {"test_accuracy", "test_uar"} <= set(result)
+    sd = model.state_dict()
+    assert not torch.equal(sd["members.0.head.classifier.weight"], sd["members.1.head.classifier.weight"])
+
+
 def test_changed_config_is_not_resumed_silently(tmp_path):
     cfg = tiny_cfg(tmp_path, epochs=1)
     train_fold(cfg, fold(cfg), tmp_path / "r")

@@ -7,9 +7,11 @@ reports them, e.g. ``{"video": (6, 2048, 4, 4), "audio": (6, 512)}``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmer.config import Config, ModelConfig
@@ -114,14 +116,62 @@ class EmotionModel(nn.Module):
             norm.fit(inputs[self.input_keys[modality]])
 
 
+def _mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:
+    """log of the members' mean softmax probability: a softmax of it is that mean."""
+    log_p = torch.stack([F.log_softmax(x.float(), dim=1) for x in logits])
+    return torch.logsumexp(log_p, dim=0) - math.log(len(logits))
+
+
+class EnsembleModel(nn.Module):
+    """A deep ensemble of EmotionModels with the same config, each initialised on its own.
+
+    They see the same batches in training, where :class:`mmer.losses.EmotionLoss` trains
+    each member on its own output (``ModelOutput.members``). The ensemble's output: logits
+    whose softmax is the members' mean probability, an embedding that joins the members'
+    (each L2-normalised, so the cosine of two joined embeddings is the members' mean
+    cosine), and extra-task logits like the logits.
+    """
+
+    def __init__(self, members: Sequence[EmotionModel]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        outs = [member(batch) for member in self.members]
+        return ModelOutput(
+            embedding=F.normalize(torch.cat([o.embedding for o in outs], dim=1), dim=1),
+            logits=_mean_probability_logits([o.logits for o in outs]),
+            extra_logits={k: _mean_probability_logits([o.extra_logits[k] for o in outs])
+                          for k in outs[0].extra_logits},
+            members=outs,
+        )
+
+    def fit_input_stats(self, inputs: Mapping[str, Tensor]) -> None:
+        for member in self.members:
+            member.fit_input_stats(inputs)
+
+
 def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_classes: int,
-                extra_classes: Mapping[str, int] | None = None) -> EmotionModel:
-    """The model of ``cfg.model`` for inputs of `input_shapes` and `n_classes` emotions.
+                extra_classes: Mapping[str, int] | None = None) -> EmotionModel | EnsembleModel:
+    """The model of ``cfg.model`` for inputs of `input_shapes` and `n_classes` emotions:
+    one :class:`EmotionModel`, or an :class:`EnsembleModel` of ``model.ensemble`` of them.
 
     `extra_classes`: extra classification tasks on the fused vector, e.g.
     ``{"sentiment": 3}`` for MELD (reported in ``ModelOutput.extra_logits``).
     """
     m = cfg.model
+    if m.ensemble < 1:
+        raise ValueError(f"model.ensemble must be 1 or more, got {m.ensemble}")
+    members = [_emotion_model(m, input_shapes, n_classes, extra_classes) for _ in range(m.ensemble)]
+    model = members[0] if m.ensemble == 1 else EnsembleModel(members)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model: %s%s fusion over %s, %d parameters",
+             f"ensemble of {m.ensemble}, " if m.ensemble > 1 else "", m.fusion, m.modalities, n_params)
+    return model
+
+
+def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_classes: int,
+                   extra_classes: Mapping[str, int] | None) -> EmotionModel:
     keys = input_keys(m)
     missing = [k for k in keys.values() if k not in input_shapes]
     if missing:
@@ -141,7 +191,4 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
                               weights=m.late_weights, extra_classes=extra_classes)
     else:
         head = EmbeddingHead(fusion.out_dim, m.embed_dim, n_classes, m.dropout, extra_classes)
-    model = EmotionModel(keys, input_shapes, encoders, fusion, head, m.embed_dim)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %s fusion over %s, %d parameters", m.fusion, list(keys), n_params)
-    return model
+    return EmotionModel(keys, input_shapes, encoders, fusion, head, m.embed_dim)

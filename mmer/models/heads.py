@@ -11,11 +11,16 @@ from torch import Tensor, nn
 
 @dataclass
 class ModelOutput:
-    """embedding (B, E) L2-normalised; logits (B, K); extra_logits {task: (B, K_task)}."""
+    """embedding (B, E) L2-normalised; logits (B, K); extra_logits {task: (B, K_task)}.
+
+    ``members``: an ensemble's per-member outputs (empty for a single model); the loss
+    trains each member on its own output.
+    """
 
     embedding: Tensor
     logits: Tensor
     extra_logits: dict[str, Tensor] = field(default_factory=dict)
+    members: list[ModelOutput] = field(default_factory=list)
 
 
 class EmbeddingHead(nn.Module):

@@ -1,0 +1,84 @@
+"""train.refit: the validation actors choose the epoch count in <fold>/select/, then a model
+trained on training + validation actors for that many epochs becomes the fold's best.pt.
+Also model.ensemble end to end through train.py and evaluate.py."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+import train
+from mmer import training
+from mmer.runs import load_checkpoint, model_from_checkpoint
+from tests.test_ablation import CONFIG, make_set
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("refit")
+    audio, table = make_set(root / "data", range(1, 5), seed=0)
+    overrides = [
+        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
+        "split.n_folds=2", "split.n_val_actors=1", "audio.n_mels=16", "audio.n_segments=2",
+        "audio.trim_db=null", "audio.clip_seconds=0.5", f"features.cache_dir={root / 'cache'}",
+        "model.modalities=[visual]", "model.fusion=concat", "model.d_model=16", "model.n_heads=2",
+        "model.embed_dim=8", "train.epochs=4", "train.batch_size=8", "train.warmup_epochs=0",
+        f"train.runs_dir={root / 'runs'}", "eval.k=[3]",
+    ]
+    args = ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+    yield root, args, table
+    torch.set_num_threads(before)
+
+
+def test_refit_trains_on_train_and_val_for_the_chosen_epochs(data, monkeypatch):
+    root, args, table = data
+    args = [*args, "--set", "train.refit=true", "--run-name", "refit", "--folds", "all", "--extract"]
+    assert train.main(args) == 0
+    fold = root / "runs" / "refit" / "fold_0"
+    chosen = load_checkpoint(fold / "select" / "best.pt")
+    refit = load_checkpoint(fold / "best.pt")
+    sel_actors, actors = chosen["split"]["actors"], refit["split"]["actors"]
+    assert sel_actors["test"] == actors["test"] == [1, 2] and sel_actors["val"] == [3]
+    assert sorted(actors["train"]) == sorted(sel_actors["train"] + sel_actors["val"]) and actors["val"] == []
+    assert refit["split"]["refit"]["val_actors"] == [3]
+    assert refit["epoch"] == chosen["best"]["epoch"] <= 4
+    assert refit["best"]["selected_by"] == "last epoch (no validation)"
+    assert set(refit["split"]["clips"]["train"]) == set(chosen["split"]["clips"]["train"]
+                                                         + chosen["split"]["clips"]["val"])
+    # the standardiser saw training + validation actors (3 and 4), never the test actors 1-2
+    model, _ = model_from_checkpoint(refit)
+    rows = [r.split(",") for r in table.read_text().splitlines()[1:]]
+    fit_rows = np.array([[float(v) for v in r[1:]] for r in rows if int(r[0][-2:]) in (3, 4)])
+    np.testing.assert_allclose(model.norms["visual"].mean.numpy(), fit_rows.mean(axis=0), atol=1e-4)
+    summary = json.loads((root / "runs" / "refit" / "summary.json").read_text())
+    assert summary["select_test_accuracy"]["mean"] is not None and summary["val_uar"]["mean"] is not None
+
+    # a rerun of the finished run trains nothing
+    def refuse(*a, **k):
+        raise AssertionError("a finished fold was trained again")
+    monkeypatch.setattr(training, "train_one_epoch", refuse)
+    assert train.main(args) == 0
+
+
+def test_refit_without_validation_actors_is_refused(data, caplog):
+    _, args, _ = data
+    assert train.main([*args, "--set", "train.refit=true", "--set", "split.n_val_actors=0",
+                       "--run-name", "refit0", "--extract"]) == 2
+    assert "train.refit needs validation clips" in caplog.text
+
+
+def test_an_ensemble_run_is_evaluated_like_any_other(data):
+    root, args, _ = data
+    assert train.main([*args, "--set", "model.ensemble=3", "--run-name", "ens", "--extract"]) == 0
+    assert evaluate.main(["--run", str(root / "runs" / "ens"), "--no-plots"]) == 0
+    report = json.loads((root / "runs" / "ens" / "fold_0" / "report.json").read_text())
+    assert 0.0 <= report["results"]["test"]["softmax"]["accuracy"] <= 1.0
+    model, _ = model_from_checkpoint(root / "runs" / "ens" / "fold_0" / "best.pt")
+    assert len(model.members) == 3
