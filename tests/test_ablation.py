@@ -51,21 +51,27 @@ def make_set(root: Path, actors: range, seed: int) -> tuple[Path, Path]:
     return root / "Actors", table
 
 
-@pytest.fixture(scope="module")
-def ablated(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("ablation")
-    audio, table = make_set(root / "data", range(1, 5), seed=0)
+def tiny_args(root: Path, audio: Path, table: Path, *extra: str) -> list[str]:
+    """--config and --set arguments of a tiny run over `audio` + `table` under `root`;
+    `extra` overrides come last, so they win."""
     overrides = [
         f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
         "split.n_folds=2", "split.n_val_actors=1", "audio.n_mels=16", "audio.n_segments=2",
         "audio.trim_db=null", "audio.clip_seconds=0.5", f"features.cache_dir={root / 'cache'}",
         "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "model.audio_width=4",
         "train.epochs=1", "train.batch_size=8", "train.warmup_epochs=0", f"train.runs_dir={root / 'runs'}",
-        "eval.k=[3]",
+        "eval.k=[3]", *extra,
     ]
-    args = ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+    return ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+
+
+@pytest.fixture(scope="module")
+def ablated(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ablation")
+    audio, table = make_set(root / "data", range(1, 5), seed=0)
+    args = tiny_args(root, audio, table)
     assert ablation.main([*args, "--extract"]) == 0
     yield root, args, table
     torch.set_num_threads(before)

@@ -13,7 +13,7 @@ import evaluate
 import train
 from mmer import training
 from mmer.runs import load_checkpoint, model_from_checkpoint
-from tests.test_ablation import CONFIG, make_set
+from tests.test_ablation import make_set, tiny_args
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +24,7 @@ def data(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("refit")
     audio, table = make_set(root / "data", range(1, 5), seed=0)
-    overrides = [
-        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
-        "split.n_folds=2", "split.n_val_actors=1", "audio.n_mels=16", "audio.n_segments=2",
-        "audio.trim_db=null", "audio.clip_seconds=0.5", f"features.cache_dir={root / 'cache'}",
-        "model.modalities=[visual]", "model.fusion=concat", "model.d_model=16", "model.n_heads=2",
-        "model.embed_dim=8", "train.epochs=4", "train.batch_size=8", "train.warmup_epochs=0",
-        f"train.runs_dir={root / 'runs'}", "eval.k=[3]",
-    ]
-    args = ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
+    args = tiny_args(root, audio, table, "model.modalities=[visual]", "model.fusion=concat", "train.epochs=4")
     yield root, args, table
     torch.set_num_threads(before)
 
