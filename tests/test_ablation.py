@@ -5,6 +5,7 @@ another root of actors with its own AU table."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +66,25 @@ def tiny_args(root: Path, audio: Path, table: Path, *extra: str) -> list[str]:
     return ["--config", str(CONFIG), *[a for o in overrides for a in ("--set", o)]]
 
 
-@pytest.fixture(scope="module")
-def ablated(tmp_path_factory):
+@contextmanager
+def tiny_data(tmp_path_factory, name: str):
+    """(root, audio folder, AU table) of a 4-actor synthetic set, torch on one thread meanwhile."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("ablation")
+    root = tmp_path_factory.mktemp(name)
     audio, table = make_set(root / "data", range(1, 5), seed=0)
-    args = tiny_args(root, audio, table)
-    assert ablation.main([*args, "--extract"]) == 0
-    yield root, args, table
-    torch.set_num_threads(before)
+    try:
+        yield root, audio, table
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ablated(tmp_path_factory):
+    with tiny_data(tmp_path_factory, "ablation") as (root, audio, table):
+        args = tiny_args(root, audio, table)
+        assert ablation.main([*args, "--extract"]) == 0
+        yield root, args, table
 
 
 def test_every_variant_is_trained_and_scored(ablated):

@@ -7,26 +7,21 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import evaluate
 import train
 from mmer import training
 from mmer.runs import load_checkpoint, model_from_checkpoint
-from tests.test_ablation import make_set, tiny_args
+from tests.test_ablation import tiny_args, tiny_data
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("refit")
-    audio, table = make_set(root / "data", range(1, 5), seed=0)
-    args = tiny_args(root, audio, table, "model.modalities=[visual]", "model.fusion=concat", "train.epochs=4")
-    yield root, args, table
-    torch.set_num_threads(before)
+    with tiny_data(tmp_path_factory, "refit") as (root, audio, table):
+        yield root, tiny_args(root, audio, table, "model.modalities=[visual]", "model.fusion=concat",
+                              "train.epochs=4"), table
 
 
 def test_refit_trains_on_train_and_val_for_the_chosen_epochs(data, monkeypatch):
