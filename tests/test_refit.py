@@ -47,6 +47,10 @@ def test_refit_trains_on_train_and_val_for_the_chosen_epochs(data, monkeypatch):
     summary = json.loads((root / "runs" / "refit" / "summary.json").read_text())
     assert summary["select_test_accuracy"]["mean"] is not None and summary["val_uar"]["mean"] is not None
 
+    assert evaluate.main(["--run", str(root / "runs" / "refit"), "--no-plots"]) == 0
+    text = (fold / "report.md").read_text()
+    assert f"former validation actors 3 for {refit['epoch']} epochs" in text
+
     # a rerun of the finished run trains nothing
     def refuse(*a, **k):
         raise AssertionError("a finished fold was trained again")

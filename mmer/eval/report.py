@@ -145,6 +145,10 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
         if part in split:
             count = report.get("n_clips", {}).get(part, "?")
             lines.append(f"- {part} actors: {', '.join(map(str, split[part]))} ({count} clips)")
+    if report.get("refit"):
+        lines.append(f"- refit: trained on the training actors and the former validation actors "
+                     f"{', '.join(map(str, report['refit']['val_actors']))} for {report.get('epoch')} "
+                     f"epochs, the count chosen on them")
     lines.append("")
     lines += _headline_lines(report)
     for part, title in (("test", "Test"), ("val", "Validation")):
