@@ -122,7 +122,8 @@ class EmotionLoss(nn.Module):
 
     An ensemble's output (``output.members``) trains each member on its own output, with
     its own mined triplets: ``loss`` is the members' sum, so each member gets the gradient
-    it would get alone; the other parts are the members' means.
+    it would get alone (``train.grad_clip`` then bounds the norm of all the members'
+    gradients together); the other parts are the members' means.
     """
 
     def __init__(self, cfg: LossConfig, label_names: Sequence[str], *,
