@@ -71,5 +71,6 @@ def test_an_ensemble_run_is_evaluated_like_any_other(data):
     assert evaluate.main(["--run", str(root / "runs" / "ens"), "--no-plots"]) == 0
     report = json.loads((root / "runs" / "ens" / "fold_0" / "report.json").read_text())
     assert 0.0 <= report["results"]["test"]["softmax"]["accuracy"] <= 1.0
+    assert "an ensemble of 3" in (root / "runs" / "ens" / "fold_0" / "report.md").read_text()
     model, _ = model_from_checkpoint(root / "runs" / "ens" / "fold_0" / "best.pt")
     assert len(model.members) == 3

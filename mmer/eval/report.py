@@ -145,6 +145,9 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
         if part in split:
             count = report.get("n_clips", {}).get(part, "?")
             lines.append(f"- {part} actors: {', '.join(map(str, split[part]))} ({count} clips)")
+    members = report.get("config", {}).get("model", {}).get("ensemble", 1)
+    if members > 1:
+        lines.append(f"- model: an ensemble of {members} (mean softmax probability, joined embeddings)")
     if report.get("refit"):
         lines.append(f"- refit: trained on the training actors and the former validation actors "
                      f"{', '.join(map(str, report['refit']['val_actors']))} for {report.get('epoch')} "
