@@ -1,19 +1,22 @@
 # Two commands do all the set-up: `make demo` and `make test`.
-# Both create (or reuse) the virtual environment in $(VENV) and install the pinned
-# dependencies from requirements.txt; the install is redone only when that file changes.
+# Both create (or reuse) the virtual environment in $(VENV), install the pinned dependencies
+# (requirements.txt, requirements-dev.txt) and the package itself (editable, so
+# `python -m mmer.<command>` works from any folder); the install is redone only when one of
+# those files changes.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install test demo lint bench clean-venv
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
