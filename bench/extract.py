@@ -3,7 +3,7 @@
     python -m bench.extract [--clips 8] [--device auto] [--workers 2] [--batch-size 24]
 
 Writes RAVDESS-like clips (1280x720, 30 fps, 3.5 s, H.264 + AAC; synthetic, see
-mmer.data.synthetic) and prints the median per-clip time of
+mmer.synth.render) and prints the median per-clip time of
 
     (a) decoding alone with PyAV (video + audio, one process),
     (b) full extraction with R3D-18 (decode, snippets, log-mels, backbones, cache write),
@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from mmer.config import Config, config_from_dict
-from mmer.data.decode import decode_clip
-from mmer.data.synthetic import make_ravdess_set
-from mmer.extract import collect_records, extract, resolve_device
+from mmer.features.pipeline import collect_records, extract, resolve_device
+from mmer.media.decode import decode_clip
+from mmer.synth.ravdess import make_ravdess_set
 
 log = logging.getLogger("bench.extract")
 

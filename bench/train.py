@@ -1,6 +1,6 @@
 """Training throughput of the attention model on cached-feature-shaped random tensors.
 
-    python bench/train.py [--batch-size 32] [--steps 20] [--warmup 3] [--device cpu|cuda]
+    python -m bench.train [--batch-size 32] [--steps 20] [--warmup 3] [--device cpu|cuda]
                           [--threads N] [--fusion cross_attention] [--set key=value ...]
 
 Default: the default config's model (d_model 256, 4 heads, embedding 128,
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmer.config import config_from_dict  # noqa: E402
-from mmer.engine import autocast  # noqa: E402
-from mmer.losses import build_loss  # noqa: E402
-from mmer.models.build import build_model  # noqa: E402
+from mmer.config import config_from_dict
+from mmer.losses import build_loss
+from mmer.models.build import build_model
+from mmer.train.engine import autocast
 
 SHAPES = {"video": (6, 2048, 4, 4), "audio": (6, 512)}
 N_CLASSES = 8

@@ -29,6 +29,8 @@ from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch import Tensor, nn
 
 from mmer.config import LossConfig
+from mmer.datasets.labels import balanced_class_weights
+from mmer.errors import BadInput
 from mmer.models.heads import ModelOutput
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def make_distance(name: str) -> distances.BaseDistance:
         return distances.CosineSimilarity()
     if name == "euclidean":
         return distances.LpDistance(normalize_embeddings=True, p=2)
-    raise ValueError(f"unknown distance {name!r}; valid: cosine, euclidean")
+    raise BadInput(f"unknown distance {name!r}; valid: cosine, euclidean")
 
 
 def make_miner(cfg: LossConfig, margin: float) -> miners.BaseMiner | None:
@@ -104,7 +106,7 @@ def make_miner(cfg: LossConfig, margin: float) -> miners.BaseMiner | None:
     if cfg.miner == "none":
         return None
     if cfg.miner not in ("semihard", "hard", "all"):
-        raise ValueError(f"unknown miner {cfg.miner!r}; valid: semihard, hard, all, none")
+        raise BadInput(f"unknown miner {cfg.miner!r}; valid: semihard, hard, all, none")
     return miners.TripletMarginMiner(margin=margin, type_of_triplets=cfg.miner,
                                      distance=make_distance(cfg.distance))
 
@@ -181,16 +183,6 @@ class EmotionLoss(nn.Module):
                                                         label_smoothing=smooth)
 
 
-def balanced_class_weights(labels: Sequence[int], n_classes: int) -> Tensor:
-    """w_c = N / (K * n_c) from the training labels (a class absent from training gets N / K)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
-    absent = [c for c in range(n_classes) if counts[c] == 0]
-    if absent:
-        log.warning("classes %s have no training items; their weight is N / K", absent)
-    n = max(int(counts.sum()), 1)
-    return torch.tensor([n / (n_classes * max(int(c), 1)) for c in counts], dtype=torch.float32)
-
-
 def build_loss(cfg: LossConfig, label_names: Sequence[str], *, train_labels: Sequence[int] | None = None,
                extra_weights: Mapping[str, float] | None = None,
                extra_train_labels: Mapping[str, tuple[Sequence[int], int]] | None = None) -> EmotionLoss:
@@ -200,13 +192,13 @@ def build_loss(cfg: LossConfig, label_names: Sequence[str], *, train_labels: Seq
     weights, extra_cw = None, {}
     if cfg.class_weights:
         if train_labels is None:
-            raise ValueError("loss.class_weights needs the training labels")
+            raise BadInput("loss.class_weights needs the training labels")
         weights = balanced_class_weights(train_labels, len(label_names))
         log.info("class weights: %s", [round(float(w), 3) for w in weights])
         for task, (labels, n_classes) in (extra_train_labels or {}).items():
             extra_cw[task] = balanced_class_weights(labels, n_classes)
             log.info("%s class weights: %s", task, [round(float(w), 3) for w in extra_cw[task]])
     if not math.isfinite(cfg.margin):
-        raise ValueError(f"loss.margin must be finite, got {cfg.margin}")
+        raise BadInput(f"loss.margin must be finite, got {cfg.margin}")
     return EmotionLoss(cfg, label_names, class_weights=weights, extra_weights=extra_weights,
                        extra_class_weights=extra_cw)

@@ -29,16 +29,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmer.data.mediafiles import (
-    make_corrupt_file,
-    make_truncated_copy,
-    make_zero_frame_clip,
-    write_audio,
-    write_clip,
-    write_lossless_clip,
-)
-from mmer.data.synthetic import make_ravdess_set
-from mmer.data.synthetic_meld import make_meld_set
+from mmer.media.write import write_audio, write_clip, write_lossless_clip
+from mmer.synth.meld import make_meld_set
+from mmer.synth.ravdess import make_ravdess_set
+from tests.media import make_corrupt_file, make_truncated_copy, make_zero_frame_clip
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SMALL = (64, 48)  # (width, height) of every fixture clip

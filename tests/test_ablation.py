@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import evaluate
-from mmer import ablation
-from mmer.data.mediafiles import write_audio
-from mmer.data.synthetic import EMOTION_CODES, Look, render_tone
-from mmer.runs import load_checkpoint, model_from_checkpoint
+from mmer.cli import ablation
+from mmer.media.write import write_audio
+from mmer.synth.render import EMOTION_CODES, Look, render_tone
+from mmer.train.runs import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_aus.yaml"
@@ -131,12 +131,12 @@ def test_visual_standardisation_comes_from_the_training_actors_only(ablated, var
 
 def test_a_rerun_reuses_finished_variants(ablated, monkeypatch):
     root, args, _ = ablated
-    import mmer.training
+    import mmer.train.loop
 
     def refuse(*a, **k):
         raise AssertionError("a finished variant was trained again")
 
-    monkeypatch.setattr(mmer.training, "train_fold", refuse)
+    monkeypatch.setattr(mmer.train.loop, "train_fold", refuse)
     before = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
     assert ablation.main([*args, "--variants", "late,visual"]) == 0
     after = (root / "runs" / "ravdess_av_aus_ablation" / "ablation.json").read_text()
@@ -159,3 +159,21 @@ def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
     report = json.loads(reports[0].read_text())
     assert report["n_clips"]["test"] == 2 * 8   # actors 5-6: every clip has a row there
     assert all(c.endswith(("-05", "-06")) for c in report["clips"]["test"])
+
+
+def test_predict_one_clip_with_a_visual_table_model(ablated, capsys):
+    """The input builder joins the AU row to a clip predict featurises now (issue: predict
+    used to fail on every model that reads a visual table)."""
+    from mmer.cli.predict import main as predict_main
+
+    root, _, _ = ablated
+    run = root / "runs" / "ravdess_av_aus_ablation" / "fused_late"
+    clip = root / "data" / "Actors" / "Actor_01" / f"{trial(3, 1, 1, 3)}.wav"
+    assert predict_main([str(clip), "--run", str(run), "--k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["true_label"] == "happy" and len(out["knn"]["neighbours"]) == 2
+    assert abs(sum(out["probabilities"].values()) - 1.0) < 1e-4
+    no_row = root / "data" / "Actors" / "Actor_04" / f"{MISSING}.wav"
+    assert predict_main([str(no_row), "--run", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no row for this clip in the visual table" in err[0]

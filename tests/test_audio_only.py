@@ -16,13 +16,13 @@ import torch
 
 import evaluate
 import train
+from mmer.cli.extract import main as extract_main
 from mmer.config import AudioConfig, SplitConfig, load_config
-from mmer.data.mediafiles import write_audio
-from mmer.data.ravdess import scan_ravdess
-from mmer.data.splits import fold_split, record_actors, split_records
-from mmer.data.synthetic import EMOTION_CODES, Look, render_tone
-from mmer.extract import main as extract_main
+from mmer.datasets.ravdess import scan_ravdess
+from mmer.datasets.splits import fold_split, record_actors, split_records
 from mmer.features.audio import audio_segments, log_mel, trim_silence
+from mmer.media.write import write_audio
+from mmer.synth.render import EMOTION_CODES, Look, render_tone
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_audio.yaml"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -8,14 +8,14 @@ import torch
 import torchvision
 
 from mmer.config import BackboneConfig
-from mmer.models.audio_resnet import AudioResNet18
-from mmer.models.pretrained import (
+from mmer.nets.audio_resnet import AudioResNet18
+from mmer.nets.pretrained import (
     MissingWeightsError,
     WeightLoadError,
     load_backbone_weights,
     weight_file,
 )
-from mmer.models.resnet3d import R3D18, ResNet3D, build_video_backbone
+from mmer.nets.resnet3d import R3D18, ResNet3D, build_video_backbone
 
 
 @pytest.fixture(scope="module")

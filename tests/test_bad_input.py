@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from mmer.data.decode import DecodeError, decode_clip, load_audio
-from mmer.data.mediafiles import write_clip
+from mmer.media.decode import DecodeError, decode_clip, load_audio
+from mmer.media.write import write_clip
 
 
 def _expect(path: Path, problem: str, **kwargs) -> DecodeError:

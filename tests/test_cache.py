@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmer.config import config_from_dict
-from mmer.data.records import ClipRecord
+from mmer.datasets.records import ClipRecord
 from mmer.features.cache import CacheEntryError, FeatureCache, feature_config_hash
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmer.config import AugmentConfig, TrainConfig
-from mmer.data.dataset import (
+from mmer.inputs.datasets import (
     FeatureDataset,
     TripletDataset,
     eval_loader,

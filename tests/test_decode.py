@@ -7,8 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from mmer.data.decode import decode_clip, load_audio
-from mmer.data.mediafiles import write_audio
+from mmer.media.decode import decode_clip, load_audio
+from mmer.media.write import write_audio
 
 
 def _peak_hz(wave: np.ndarray, sr: int) -> float:

@@ -12,9 +12,9 @@ import json
 import pytest
 
 import train
-from mmer.data.synthetic import make_ravdess_set
-from mmer.extract import main as extract_main
-from mmer.runs import read_metrics
+from mmer.cli.extract import main as extract_main
+from mmer.synth.ravdess import make_ravdess_set
+from mmer.train.runs import read_metrics
 
 pytestmark = pytest.mark.slow
 SMOKE = "configs/smoke.yaml"

@@ -168,7 +168,7 @@ def test_checkpoint_model_comes_from_the_checkpoint(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_other_data_root(tiny_run):
     import evaluate
-    from mmer.data.synthetic import make_ravdess_set
+    from mmer.synth.ravdess import make_ravdess_set
 
     make_ravdess_set(tiny_run.tmp / "other", actors=(7, 8), emotions=(1, 3, 5), statements=(1,),
                      repetitions=(1,), intensities=(1,), size=(64, 48), fps=15.0, seconds=1.5)

@@ -7,12 +7,13 @@ import pytest
 import torch
 import yaml
 
+from mmer.cli.extract import main
 from mmer.config import config_from_dict
-from mmer.data.synthetic import make_ravdess_set
-from mmer.data.synthetic_meld import make_meld_set
-from mmer.extract import collect_records, extract, main
 from mmer.features.cache import FeatureCache
+from mmer.features.pipeline import collect_records, extract
 from mmer.io import SkipList
+from mmer.synth.meld import make_meld_set
+from mmer.synth.ravdess import make_ravdess_set
 
 BAD = "01-01-03-01-01-01-01.mp4"  # a RAVDESS name whose content is not a video
 

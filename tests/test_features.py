@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mmer.config import AudioConfig, VideoConfig
-from mmer.data.decode import decode_clip
 from mmer.features.audio import audio_segments, frame_params, log_mel
 from mmer.features.video import HaarFaceDetector, centre_box, snippet_boxes, square_box, video_snippets
+from mmer.media.decode import decode_clip
 
 SR = 16000
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mmer.data.inspect import main
+from mmer.cli.inspect import main
 from mmer.io import SkipList
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

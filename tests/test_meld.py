@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mmer.config import MeldConfig
-from mmer.data.meld import (
+from mmer.datasets.meld import (
     MELD_COLUMNS,
     MELD_EMOTIONS,
     MELD_SENTIMENTS,

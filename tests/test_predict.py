@@ -8,9 +8,11 @@ import pytest
 import torch
 from test_evaluate import tiny_run  # noqa: F401  (the session's trained run, built once)
 
+from mmer.cli.predict import main
+from mmer.datasets import get_adapter
+from mmer.eval.predict import featurise, predict_clip
 from mmer.eval.sets import checkpoint_records, embed_entries, load_entries, model_keys
-from mmer.predict import clip_record, featurise, main, predict_clip
-from mmer.runs import load_checkpoint, model_from_checkpoint
+from mmer.train.runs import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow
 CLIP_ID = "01-01-05-01-02-01-01"  # angry, actor 1: a test actor of fold 0
@@ -43,7 +45,7 @@ def test_predict_uses_the_extractor_code_path(tiny_run):  # noqa: F811
     cfg, records = checkpoint_records(ckpt)
     record = next(r for r in records["test"] if r.clip_id == CLIP_ID)
     (cached,) = load_entries(cfg, [record], "test")
-    (fresh,) = featurise([clip_record(tiny_run.actors_root / CLIP, "ravdess")], cfg, torch.device("cpu"))
+    (fresh,) = featurise([get_adapter("ravdess").record_for_file(tiny_run.actors_root / CLIP)], cfg, torch.device("cpu"))
     assert fresh["clip_id"] == CLIP_ID and fresh["label"] == cached["label"] == 4
     assert torch.equal(fresh["logmel"], cached["logmel"])
     assert fresh["video"].shape == cached["video"].shape and fresh["audio"].shape == cached["audio"].shape

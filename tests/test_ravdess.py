@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mmer.config import RavdessConfig
-from mmer.data.ravdess import RAVDESS_EMOTIONS, MalformedName, RavdessRootError, parse_name, scan_ravdess
-from mmer.data.records import ClipRecord
+from mmer.datasets.ravdess import RAVDESS_EMOTIONS, MalformedName, RavdessRootError, parse_name, scan_ravdess
+from mmer.datasets.records import ClipRecord
 
 
 def test_emotion_order_matches_codes() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmer.data.sampling import snippet_indices
+from mmer.features.sampling import snippet_indices
 
 
 @pytest.mark.parametrize("n_frames", [1, 5, 17, 95, 96, 97, 105, 450])

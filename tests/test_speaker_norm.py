@@ -12,12 +12,12 @@ import torch
 from test_ablation import make_set
 
 import evaluate
-from mmer import ablation
-from mmer.data.speaker_norm import speaker_normalise
+from mmer.cli import ablation
+from mmer.eval.predict import predict_clip
 from mmer.eval.sets import checkpoint_records, load_entries
 from mmer.features.audio import EGEMAPS_DIM, Egemaps
-from mmer.predict import predict_clip
-from mmer.runs import load_checkpoint
+from mmer.inputs.speaker_norm import speaker_normalise
+from mmer.train.runs import load_checkpoint
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_egemaps.yaml"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mmer.config import RavdessConfig, SplitConfig
-from mmer.data.ravdess import scan_ravdess
-from mmer.data.records import ClipRecord
-from mmer.data.splits import (
+from mmer.datasets.ravdess import scan_ravdess
+from mmer.datasets.records import ClipRecord
+from mmer.datasets.splits import (
     Split,
     SplitError,
     actor_folds,

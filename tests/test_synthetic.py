@@ -8,10 +8,12 @@ import av
 import numpy as np
 import pytest
 
-from mmer.data.decode import decode_clip
-from mmer.data.mediafiles import write_clip
-from mmer.data.synthetic import STYLES, Look, main, ravdess_trials, render_frames, render_tone
-from mmer.data.synthetic_meld import COLUMNS, EMOTIONS, PHRASES, meld_rows, row_seconds
+from mmer.cli.synth import main
+from mmer.media.decode import decode_clip
+from mmer.media.write import write_clip
+from mmer.synth.meld import COLUMNS, EMOTIONS, PHRASES, meld_rows, row_seconds
+from mmer.synth.ravdess import ravdess_trials
+from mmer.synth.render import STYLES, Look, render_frames, render_tone
 
 
 def _streams(path: Path) -> dict[str, str]:

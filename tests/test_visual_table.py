@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmer.config import Config, RavdessConfig
-from mmer.data.ravdess import parse_name, record_from_name
-from mmer.data.visual_table import (
+from mmer.datasets.ravdess import parse_name, record_from_name
+from mmer.datasets.visual_table import (
     VisualTableError,
     clip_vector,
     join_table,
@@ -145,7 +145,7 @@ def test_every_fusion_runs_with_the_visual_vector_alone(fusion):
 def test_shared_aus_join_every_shared_speech_file():
     if not AUS.is_file() or not SPEECH.is_dir():
         pytest.skip(f"shared data not found under {SHARED}")
-    from mmer.data.ravdess import scan_ravdess
+    from mmer.datasets.ravdess import scan_ravdess
     recs, _ = scan_ravdess(RavdessConfig(root=str(SPEECH), modality="audio_only"))
     feats, listing = join_table(recs, read_visual_table(AUS), RavdessConfig())
     assert len(recs) == 960 and len(feats) == 960 and len(listing) == 0

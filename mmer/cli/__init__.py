@@ -1,11 +1,79 @@
-"""What every command-line entry point shares."""
+"""What every command-line entry point shares: config arguments, logging, exit codes.
+
+Each entry point (``train.py``, ``evaluate.py``, ``python -m mmer.extract``, ...) builds an
+``argparse`` parser (``--config``/``--set`` from :func:`add_config_args`) and hands its
+body to :func:`run_command`, which sets up logging and turns outcomes into exit codes:
+
+====  ==========================================================================
+code  meaning
+====  ==========================================================================
+0     done
+1     stopped on purpose (:class:`mmer.errors.TrainingStopped`, e.g. a non-finite loss)
+2     bad config or data (:class:`mmer.errors.BadInput`): one line naming the file or key
+130   interrupted (Ctrl-C): one line saying what was kept and how to resume
+====  ==========================================================================
+
+Any other exception is a bug: its traceback is shown, never disguised as bad input.
+"""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
+
+from mmer.config import Config, load_config
+from mmer.datasets import get_adapter
+from mmer.errors import BadInput, TrainingStopped
+
+log = logging.getLogger("mmer")
+
+EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def setup_logging(level: int = logging.INFO) -> None:
     """Timestamped log lines on stderr; a no-op when logging is already configured (tests)."""
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def add_config_args(parser: argparse.ArgumentParser, *, required: bool = True,
+                    example: str = "train.lr=1e-3") -> None:
+    """``--config FILE`` and repeatable ``--set KEY=VALUE`` (stored as ``args.overrides``)."""
+    parser.add_argument("--config", required=required, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value (YAML), e.g. --set {example}")
+
+
+def load_args_config(args: argparse.Namespace) -> Config:
+    """The config of ``--config``/``--set``, its dataset checked against the registry."""
+    cfg = load_config(args.config, args.overrides)
+    get_adapter(cfg)
+    return cfg
+
+
+def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
+                argv: Sequence[str] | None = None, *, interrupted: str = "nothing was kept",
+                level: int = logging.INFO, plain_errors: bool = False) -> int:
+    """Parse `argv`, run ``body(args)`` and map its outcome to an exit code (see above).
+
+    `interrupted`: what a Ctrl-C leaves behind and how to go on, printed as one line.
+    `plain_errors`: print a bad input as ``error: ...`` on stderr instead of logging it
+    (for commands whose output is an answer, e.g. predict and inspect).
+    """
+    args = parser.parse_args(argv)
+    setup_logging(level)
+    try:
+        return body(args)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingStopped as err:
+        log.error("stopped: %s", err)
+        return EXIT_STOPPED
+    except BadInput as err:
+        if plain_errors:
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            log.error("%s", err)
+        return EXIT_BAD_INPUT

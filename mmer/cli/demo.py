@@ -20,10 +20,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmer.cli import setup_logging
-from mmer.config import ConfigError, load_config
+from mmer.cli import run_command
+from mmer.cli.evaluate import main as evaluate_main
+from mmer.cli.predict import main as predict_main
+from mmer.cli.train import main as train_main
+from mmer.config import Config, load_config
+from mmer.datasets import get_adapter
+from mmer.features.pipeline import extract
+from mmer.io import atomic_write_json
 
-log = logging.getLogger("mmer.demo")
+log = logging.getLogger("mmer.cli.demo")
 
 REAL_ROOT = Path("data/Actors")
 DEMO_ACTORS = list(range(1, 13))
@@ -56,23 +62,15 @@ def ensure_data(root: Path) -> tuple[Path, bool]:
         print(f"[demo] using the existing clips in {root} (not made by the demo: may take longer)",
               flush=True)
         return root, False
-    from mmer.data.synthetic import make_ravdess_set
-    from mmer.io import atomic_write_json
-
     print(f"[demo] no data/Actors: writing a synthetic RAVDESS-format set to {root}", flush=True)
     spec = dict(SYNTHETIC, size=tuple(SYNTHETIC["size"]))
-    make_ravdess_set(root.parent, **spec)
+    get_adapter("ravdess").write_synthetic(root.parent, **spec)
     atomic_write_json(marker, SYNTHETIC)
     return root, False
 
 
 def run_demo(config: str, run_name: str) -> int:
     """Run every stage; returns the exit code."""
-    import evaluate
-    import train
-    from mmer.extract import extract
-    from mmer.predict import main as predict_main
-
     total = time.perf_counter()
     cfg = load_config(config)
     start = time.perf_counter()
@@ -90,7 +88,7 @@ def run_demo(config: str, run_name: str) -> int:
     start = time.perf_counter()
     args = ["--config", config, "--fold", "0", "--run-name", run_name]
     args += [a for o in overrides for a in ("--set", o)]
-    if train.main(args) != 0:
+    if train_main(args) != 0:
         print(f"[demo] training failed (see the log above); to start over delete "
               f"{Path(cfg.train.runs_dir) / run_name}", file=sys.stderr)
         return 1
@@ -98,13 +96,13 @@ def run_demo(config: str, run_name: str) -> int:
 
     start = time.perf_counter()
     run_dir = Path(cfg.train.runs_dir) / run_name
-    if evaluate.main(["--run", str(run_dir)]) != 0:
+    if evaluate_main(["--run", str(run_dir)]) != 0:
         return 1
     _stage("evaluation", start)
 
     fold = run_dir / "fold_0"
     report = json.loads((fold / "report.json").read_text())
-    clip = next(r for r in _test_clips(cfg, report))
+    clip = next(iter(_test_clips(cfg, report)))
     print(f"\n[demo] asking the model about one test clip: python -m mmer.predict {clip} --run {run_dir}")
     predict_main([str(clip), "--run", str(run_dir), "--k", "3"])
 
@@ -121,25 +119,20 @@ def run_demo(config: str, run_name: str) -> int:
     return 0
 
 
-def _test_clips(cfg, report: dict):
+def _test_clips(cfg: Config, report: dict) -> list[Path]:
     """Paths of the fold's test clips (for the prediction example)."""
-    for clip_id in report["clips"]["test"]:
-        actor = int(clip_id.split("-")[-1])
-        yield Path(cfg.ravdess.root) / f"Actor_{actor:02d}" / f"{clip_id}.mp4"
+    records, _ = get_adapter(cfg).records(cfg)
+    paths = {r.clip_id: r.path for r in records}
+    return [paths[c] for c in report["clips"]["test"] if paths.get(c) is not None]
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_demo(args.config, args.run_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmer.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/smoke.yaml")
     parser.add_argument("--run-name", default="demo")
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        return run_demo(args.config, args.run_name)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
-        log.error("%s", err)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run_command(parser, _run, argv, interrupted=(
+        "the data, features and finished epochs are kept; rerun make demo to go on"))

@@ -1,29 +1,13 @@
-"""Nested dataclass configuration, loaded from YAML with strict checking.
+"""The configuration schema: nested dataclasses with the defaults of every key.
 
-Every YAML file in ``configs/`` only states what differs from the defaults
-below; the defaults describe the RAVDESS audio-video setup of Mocanu et al.
-(2023). Unknown keys are refused with their full path and a "did you mean"
-suggestion, wrong types are refused with the expected type, and
-``--set a.b=value`` overrides any leaf from the command line.
+Every YAML file in ``configs/`` only states what differs from these defaults; they
+describe the RAVDESS audio-video setup of Mocanu et al. (2023). Loading and checking
+live in :mod:`mmer.config.loading`.
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Union
-
-import yaml
-
-from mmer.io import atomic_write_text
-
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used as given."""
+from typing import Literal
 
 
 @dataclass
@@ -37,7 +21,7 @@ class RavdessConfig:
     # Actors to use; None means every actor found on disk.
     actors: list[int] | None = None
     # Precomputed per-clip visual features (e.g. OpenFace AUs), keyed by clip id and joined
-    # to the clips by trial (see mmer.data.visual_table); the model's "visual" input.
+    # to the clips by trial (see mmer.datasets.visual_table); the model's "visual" input.
     visual_table: str | None = None
     # Column of the table holding the clip id.
     visual_key: str = "name"
@@ -62,6 +46,19 @@ class MeldConfig:
     test_clips: str = "output_repeated_splits_test"
     # Clips longer than this are truncated (and counted) when decoded.
     max_seconds: float = 15.0
+
+
+@dataclass
+class CremaDConfig:
+    """Where CREMA-D lives on disk (``AudioWAV/*.wav``, ``VideoFlash/*.flv``) and what is used."""
+
+    root: str = "data/CREMA-D"
+    # video: the VideoFlash files (picture and sound); audio: the AudioWAV files.
+    media: Literal["video", "audio"] = "video"
+    # Actors to use (1001..1091); None means every actor found on disk.
+    actors: list[int] | None = None
+    # Intensity levels to keep (LO, MD, HI, XX); None means all.
+    levels: list[str] | None = None
 
 
 @dataclass
@@ -272,9 +269,11 @@ class Config:
     """The whole configuration of one run."""
 
     name: str = "ravdess"
-    dataset: Literal["ravdess", "meld"] = "ravdess"
+    # A corpus of mmer.datasets (get_adapter refuses an unknown name, listing the valid ones).
+    dataset: Literal["ravdess", "meld", "crema_d"] = "ravdess"
     ravdess: RavdessConfig = field(default_factory=RavdessConfig)
     meld: MeldConfig = field(default_factory=MeldConfig)
+    crema_d: CremaDConfig = field(default_factory=CremaDConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -287,133 +286,3 @@ class Config:
     text: TextConfig = field(default_factory=TextConfig)
 
 
-# ---------------------------------------------------------------- building
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        return f"list of {_type_name(inner)}"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """Check `value` against the annotation `tp`; return it (ints widen to float)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping (section), got {value!r}")
-        return _build(tp, value, where)
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(arg, value, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-        (inner,) = typing.get_args(tp)
-        return [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is type(None):
-        if value is None:
-            return None
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and "e" in value.lower():  # YAML 1.1 reads 1e-3 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp in (int, str, bool):
-        if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
-            return value
-    else:  # pragma: no cover - an annotation this loader does not know
-        raise ConfigError(f"{where}: unsupported annotation {tp!r}")
-    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-
-
-def _build(cls: type, data: dict, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        where = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{where}'{hint} (valid: {', '.join(names)})")
-        kwargs[key] = _coerce(hints[key], value, where)
-    return cls(**kwargs)
-
-
-def _apply_override(data: dict, item: str) -> None:
-    """Apply one ``a.b.c=value`` override to the raw nested dict (value parsed as YAML)."""
-    if "=" not in item:
-        raise ConfigError(f"override '{item}': expected key.path=value")
-    key, raw = item.split("=", 1)
-    parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override '{item}': '{part}' is not a section")
-        node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
-
-
-def config_from_dict(data: dict, overrides: Sequence[str] = (), source: str = "<dict>") -> Config:
-    """Build a checked :class:`Config` from a raw nested dict plus overrides."""
-    data = _deepcopy(data)
-    for item in overrides:
-        _apply_override(data, item)
-    try:
-        return _build(Config, data, "")
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Load a YAML config file, apply ``key=value`` overrides, check every key and type."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return config_from_dict(data, overrides, source=str(path))
-
-
-def config_to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the fully resolved config (every key, defaults included) as YAML, atomically."""
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-
-
-def _deepcopy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deepcopy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deepcopy(v) for v in data]
-    return data

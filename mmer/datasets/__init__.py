@@ -1,1 +1,28 @@
-"""mmer.data."""
+"""One adapter per corpus behind one interface (:class:`~mmer.datasets.base.DatasetAdapter`).
+
+``get_adapter(cfg.dataset)`` is the only place a dataset name is looked up; everything
+downstream asks the adapter (records, label names of every task, selection metric,
+split rule, media streams, synthetic-set writer).
+"""
+from __future__ import annotations
+
+from mmer.config import Config
+from mmer.datasets.base import DatasetAdapter
+from mmer.datasets.crema_d import CremaDAdapter
+from mmer.datasets.meld import MeldAdapter
+from mmer.datasets.ravdess import RavdessAdapter
+from mmer.errors import ConfigError
+
+ADAPTERS: dict[str, DatasetAdapter] = {a.name: a for a in (RavdessAdapter(), MeldAdapter(), CremaDAdapter())}
+
+
+def get_adapter(name: str | Config) -> DatasetAdapter:
+    """The adapter of a dataset name (or of a config's ``dataset``); refuses unknown names."""
+    key = name.dataset if isinstance(name, Config) else name
+    try:
+        return ADAPTERS[key]
+    except KeyError:
+        raise ConfigError(f"dataset {key!r} is unknown; valid: {', '.join(sorted(ADAPTERS))}") from None
+
+
+__all__ = ["ADAPTERS", "DatasetAdapter", "get_adapter"]

@@ -16,12 +16,16 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from mmer.config import MeldConfig
-from mmer.data.records import ClipRecord
+from mmer.config import Config, ConfigError, MeldConfig
+from mmer.datasets.base import PARTS, DatasetAdapter
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
 from mmer.io import SkipList
+from mmer.synth.meld import make_meld_set
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ MELD_SPLITS = ("train", "dev", "test")
 TIME = re.compile(r"(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d+))?")
 
 
-class MeldError(ValueError):
+class MeldError(BadInput):
     """A MELD CSV, row or clip folder that cannot be used; the message names the file."""
 
 
@@ -122,17 +126,17 @@ def parse_time(stamp: str) -> float:
     """Seconds from a MELD time stamp ``H:MM:SS,mmm`` (``"00:16:16,059"`` -> 976.059)."""
     match = TIME.fullmatch(stamp.strip())
     if match is None:
-        raise ValueError(f"time {stamp!r} is not H:MM:SS,mmm")
+        raise BadInput(f"time {stamp!r} is not H:MM:SS,mmm")
     hours, minutes, seconds, frac = match.groups()
     if int(minutes) > 59 or int(seconds) > 59:
-        raise ValueError(f"time {stamp!r} has minutes or seconds above 59")
+        raise BadInput(f"time {stamp!r} has minutes or seconds above 59")
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + float(f"0.{frac or 0}")
 
 
 def _index(value: str, names: tuple[str, ...], column: str) -> int:
     key = value.strip().lower()
     if key not in names:
-        raise ValueError(f"{column} {value!r} is not one of {', '.join(names)}")
+        raise BadInput(f"{column} {value!r} is not one of {', '.join(names)}")
     return names.index(key)
 
 
@@ -140,7 +144,7 @@ def _int(row: dict[str, str], column: str) -> int:
     try:
         return int(row[column].strip())
     except ValueError:
-        raise ValueError(f"{column} {row[column]!r} is not an integer") from None
+        raise BadInput(f"{column} {row[column]!r} is not an integer") from None
 
 
 def row_record(row: dict[str, str], split: str, path: Path | None) -> ClipRecord:
@@ -181,7 +185,7 @@ def meld_records(cfg: MeldConfig, split: str, *,
     if require_clips:
         if not clip_dir.is_dir():
             raise MeldError(f"{clip_dir}: MELD {split} clip folder not found (check meld.root and "
-                            f"meld.{split}_clips, or use require_clips=False for text only)")
+                            f"meld.{split}_clips; a text-only model reads no clips: model.modalities: [text])")
         present = {p.name for p in clip_dir.iterdir()}
     records, skips, seen = [], SkipList(), set()
     for row in rows:
@@ -209,6 +213,71 @@ def class_counts(records: Iterable[ClipRecord], n: int) -> list[int]:
     counts = [0] * n
     for record in records:
         if not 0 <= record.label < n:
-            raise ValueError(f"{record.clip_id}: label {record.label} outside 0..{n - 1}")
+            raise BadInput(f"{record.clip_id}: label {record.label} outside 0..{n - 1}")
         counts[record.label] += 1
     return counts
+
+
+class MeldAdapter(DatasetAdapter):
+    """MELD: Friends utterances with emotion and sentiment, its own train / dev / test split.
+
+    Dev is the validation part; test is used when its CSV (and, for a model that reads
+    media, its clip folder) is present. ``best.pt`` maximises dev emotion weighted F1,
+    MELD's benchmark metric.
+    """
+
+    name = "meld"
+    tasks = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
+    selection_metric = "weighted_f1"
+    fixed_split = True
+    part_of_split = {"train": "train", "dev": "val", "test": "test"}
+
+    def records(self, cfg: Config, *, require_media: bool = True) -> tuple[list[ClipRecord], SkipList]:
+        """Records of train, dev and (when present) test; a split without usable rows fails
+        naming its CSV. Without `require_media` the clips are not looked for (text only)."""
+        records, skips = [], SkipList()
+        for split in MELD_SPLITS:
+            csv_path, clip_dir = split_files(cfg.meld, split)
+            if split == "test" and not (csv_path.is_file() and (clip_dir.is_dir() or not require_media)):
+                log.info("MELD test split not found (%s, %s): train and dev only", csv_path, clip_dir)
+                continue
+            part, part_skips = meld_records(cfg.meld, split, require_clips=require_media)
+            if not part:
+                raise MeldError(f"{csv_path}: no usable MELD {split} rows ({len(part_skips)} skipped)")
+            records.extend(part)
+            skips.extend(part_skips)
+        return sorted(records, key=lambda r: r.clip_id), skips
+
+    def survey(self, cfg: Config, *, require_media: bool = True
+               ) -> tuple[list[ClipRecord], SkipList, list[str]]:
+        """Every split that can be read; the others are noted as not used."""
+        records, skips, notes = [], SkipList(), []
+        for split in MELD_SPLITS:
+            try:
+                part, part_skips = meld_records(cfg.meld, split, require_clips=require_media)
+            except MeldError as err:
+                notes.append(f"{split}: not used ({err})")
+                continue
+            records += part
+            skips.extend(part_skips)
+        return records, skips, notes
+
+    def part_label(self, part: str) -> str:
+        return "dev" if part == "val" else part
+
+    def split(self, cfg: Config, records: Sequence[ClipRecord],
+              fold: int) -> tuple[dict[str, list[ClipRecord]], dict[str, Any]]:
+        if fold != 0:
+            raise ConfigError("MELD has one fixed train/dev/test split: use --fold 0 (the default)")
+        parts: dict[str, list[ClipRecord]] = {p: [] for p in PARTS}
+        for r in records:
+            parts[self.part_of_split[r.clip_id.split("/", 1)[0]]].append(r)
+        clips = {p: [r.clip_id for r in parts[p]] for p in PARTS}
+        return parts, {"rule": "MELD train / dev (validation) / test", "clips": clips}
+
+    def max_seconds(self, cfg: Config) -> float | None:
+        return cfg.meld.max_seconds
+
+    def write_synthetic(self, out: str | Path, **options: Any) -> list[Path]:
+        """A MELD-style tree under `out` (see :func:`mmer.synth.meld.make_meld_set`)."""
+        return make_meld_set(out, **options)

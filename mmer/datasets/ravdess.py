@@ -26,12 +26,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from mmer.config import RavdessConfig
-from mmer.data.records import ClipRecord
+from mmer.config import Config, RavdessConfig
+from mmer.datasets.base import DatasetAdapter
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
 from mmer.io import SkipList
+from mmer.synth.ravdess import make_ravdess_set
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +56,11 @@ ACTOR_FOLDER = re.compile(r"Actor_([0-9]{2})")
 TWO_DIGITS = re.compile(r"[0-9]{2}")
 
 
-class MalformedName(ValueError):
+class MalformedName(BadInput):
     """A file name that is not a valid RAVDESS name; the message says why."""
 
 
-class RavdessRootError(ValueError):
+class RavdessRootError(BadInput):
     """The RAVDESS root folder is missing or holds no usable clip."""
 
 
@@ -239,3 +244,40 @@ def scan_ravdess(cfg: RavdessConfig) -> tuple[list[ClipRecord], SkipList]:
     log.info("%s: %d %s %s clips from %d actors, %d skipped", root, len(records), cfg.modality,
              cfg.vocal_channel, len({r.speaker for r in records}), len(skips))
     return records, skips
+
+
+class RavdessAdapter(DatasetAdapter):
+    """RAVDESS: ``Actor_XX`` folders, 8 emotions, speaker-independent actor folds."""
+
+    name = "ravdess"
+    tasks = {"emotion": RAVDESS_EMOTIONS}
+
+    def root_overrides(self, root: str) -> list[str]:
+        return [f"ravdess.root={root}", "ravdess.actors=null"]
+
+    def visual_section(self, cfg: Config) -> RavdessConfig:
+        return cfg.ravdess
+
+    def records(self, cfg: Config, *, require_media: bool = True) -> tuple[list[ClipRecord], SkipList]:
+        return scan_ravdess(cfg.ravdess)
+
+    def streams(self, cfg: Config) -> tuple[bool, bool]:
+        return cfg.ravdess.modality != "audio_only", cfg.ravdess.modality != "video_only"
+
+    def record_for_file(self, path: Path) -> ClipRecord:
+        """A RAVDESS name gives the true emotion, actor and trial; any other name is unknown."""
+        try:
+            name = parse_name(path.name)
+        except MalformedName:
+            return super().record_for_file(path)
+        return ClipRecord(path.stem, path, name.label, str(name.actor), name.trial_id, {"known": True})
+
+    def speaker_groups(self, speakers: Sequence[str]) -> dict[str, list[str]]:
+        """Odd actors are male, even actors female (RAVDESS README)."""
+        if not speakers or not all(str(s).isdigit() for s in speakers):
+            return {}
+        return {"gender": ["male" if int(s) % 2 else "female" for s in speakers]}
+
+    def write_synthetic(self, out: str | Path, **options: Any) -> list[Path]:
+        """``out/Actors/Actor_XX/01-01-EE-II-SS-RR-AA.mp4`` (see :func:`make_ravdess_set`)."""
+        return make_ravdess_set(out, **options)

@@ -13,14 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mmer.config import SplitConfig
-from mmer.data.records import ClipRecord
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 SIDES = ("train", "val", "test")
 
 
-class SplitError(ValueError):
+class SplitError(BadInput):
     """Actors that cannot be split as asked, or records that would leak across sides."""
 
 

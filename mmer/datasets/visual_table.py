@@ -34,14 +34,15 @@ import numpy as np
 import torch
 
 from mmer.config import RavdessConfig
-from mmer.data.ravdess import MalformedName, parse_name
-from mmer.data.records import ClipRecord
+from mmer.datasets.ravdess import MalformedName, parse_name
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
 from mmer.io import SkipList
 
 log = logging.getLogger(__name__)
 
 
-class VisualTableError(ValueError):
+class VisualTableError(BadInput):
     """A visual feature table that cannot be used; the message names the file and the problem."""
 
 
@@ -138,10 +139,10 @@ def clip_vector(frames: np.ndarray, mode: str, steps: int) -> torch.Tensor:
         return torch.from_numpy(frames.mean(axis=0))
     if mode == "sequence":
         if steps < 1:
-            raise ValueError(f"ravdess.visual_steps must be positive, got {steps}")
+            raise BadInput(f"ravdess.visual_steps must be positive, got {steps}")
         picks = np.floor((np.arange(steps) + 0.5) * len(frames) / steps).astype(int)
         return torch.from_numpy(np.ascontiguousarray(frames[picks]))
-    raise ValueError(f"unknown ravdess.visual_frames {mode!r}; valid: mean, sequence")
+    raise BadInput(f"unknown ravdess.visual_frames {mode!r}; valid: mean, sequence")
 
 
 def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: RavdessConfig, *,

@@ -15,11 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from mmer.config import EvalConfig
+from mmer.config import EvalConfig, config_to_dict
+from mmer.config.keys import needs_media
+from mmer.datasets import get_adapter
+from mmer.errors import BadInput
 from mmer.eval.knn import knn_predict_many
 from mmer.eval.metrics import classification_metrics, embedding_metrics
-from mmer.eval.sets import EmbeddedSet
+from mmer.eval.report import write_fold_report, write_summary
+from mmer.eval.sets import EmbeddedSet, backbone_status, embed_entries, fold_entries, model_keys
+from mmer.train.runs import load_checkpoint, model_from_checkpoint
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 
@@ -55,7 +61,7 @@ def score_sets(sets: dict[str, EmbeddedSet], label_names: Sequence[str],
                ) -> dict[str, dict[str, Any]]:
     """Score every part but ``"train"`` against ``sets["train"]``: {part: score_part(...)}."""
     if "train" not in sets or len(sets["train"]) == 0:
-        raise ValueError("scoring needs the training clips as the kNN reference")
+        raise BadInput("scoring needs the training clips as the kNN reference")
     results = {}
     for part, query in sets.items():
         if part == "train":
@@ -68,11 +74,11 @@ def score_sets(sets: dict[str, EmbeddedSet], label_names: Sequence[str],
 
 
 def speaker_colourings(speakers: Sequence[str], dataset: str, max_speakers: int = 12) -> list[Colouring]:
-    """Ways to colour a t-SNE beyond emotion: by actor and, for RAVDESS, by gender.
+    """Ways to colour a t-SNE beyond emotion: by actor and by the corpus's speaker groups
+    (RAVDESS: gender, from the actor number).
 
     Beyond `max_speakers` speakers (MELD has hundreds) the most frequent keep their
-    colour and the rest are "other". RAVDESS actors with odd numbers are male, even
-    numbers female (RAVDESS README).
+    colour and the rest are "other".
     """
     if not speakers:
         return []
@@ -82,8 +88,7 @@ def speaker_colourings(speakers: Sequence[str], dataset: str, max_speakers: int 
     names = [f"actor {s}" if s in kept else "other" for s in speakers]
     other = ["other"] if len(kept) < len(set(speakers)) else []
     out = [Colouring("actor", names, [f"actor {s}" for s in order] + other)]
-    if dataset == "ravdess" and numeric:
-        out.append(Colouring("gender", ["male" if int(s) % 2 else "female" for s in speakers]))
+    out += [Colouring(group, values) for group, values in get_adapter(dataset).speaker_groups(speakers).items()]
     return out
 
 
@@ -145,15 +150,6 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     `data_overrides` score the clips of other data instead (see :mod:`mmer.eval.sets`);
     the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise.
     """
-    import torch
-
-    from mmer.config import config_to_dict
-    from mmer.eval.report import write_fold_report
-    from mmer.eval.sets import backbone_status, embed_entries, fold_entries, model_keys
-    from mmer.extract import needs_clips
-    from mmer.runs import load_checkpoint, model_from_checkpoint
-    from mmer.training import extra_label_names
-
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
     other = bool(data_root or data_overrides)
@@ -164,13 +160,14 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     sets = {p: embed_entries(model, e, keys, device=dev, batch_size=batch_size, tasks=tasks)
             for p, e in entries.items()}
     names = list(ckpt["label_names"])
-    results = score_sets(sets, names, data_cfg.eval, extra_label_names(data_cfg.dataset))
+    adapter = get_adapter(data_cfg)
+    results = score_sets(sets, names, data_cfg.eval, adapter.extra_tasks)
     out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
     split = ckpt["split"]
     report: dict[str, Any] = {
         "run": path.parent.parent.name, "fold": int(split.get("fold", 0)), "checkpoint": str(path),
         "epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "git": ckpt.get("git"),
-        "data_root": data_cfg.meld.root if data_cfg.dataset == "meld" else data_cfg.ravdess.root,
+        "data_root": adapter.root(data_cfg),
         "data_overrides": list(data_overrides), "label_names": names,
         "split": split.get("actors", {"rule": split.get("rule")}),
         "refit": split.get("refit"),
@@ -183,10 +180,10 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     }
     if other:
         report["split"] = {"train": split.get("actors", {}).get("train"), "test": "all clips of the data root"}
-    if data_cfg.dataset == "meld":
+    if adapter.selection_metric == "weighted_f1":  # the corpus's benchmark numbers
         report["headline"] = headline(results)
-    if data_cfg.dataset == "meld" and needs_clips(data_cfg):
-        report["truncated"] = {"max_seconds": data_cfg.meld.max_seconds, "clips": {
+    if adapter.max_seconds(data_cfg) is not None and needs_media(data_cfg):
+        report["truncated"] = {"max_seconds": adapter.max_seconds(data_cfg), "clips": {
             p: sum(bool((e.get("meta") or {}).get("truncated")) for e in es) for p, es in entries.items()}}
     shown = "test" if "test" in results else "val"
     if plots and shown in results:
@@ -204,7 +201,7 @@ def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
     found = [d / f"{which}.pt" for d in run_dir.glob("fold_*") if (d / f"{which}.pt").is_file()
              and d.name.split("_", 1)[1].isdigit()]
     if not found:
-        raise FileNotFoundError(f"{run_dir}: no fold_<k>/{which}.pt found (train the run first)")
+        raise BadInput(f"{run_dir}: no fold_<k>/{which}.pt found (train the run first)")
     return sorted(found, key=lambda p: int(p.parent.name.split("_", 1)[1]))
 
 
@@ -215,8 +212,6 @@ def evaluate_run(run_dir: str | Path, *, which: str = "best", data_root: str | N
     The summary (per-fold table, mean ± std) goes to ``<run>/report.md`` and ``report.json``,
     or ``<run>/eval_<root>/`` for other data.
     """
-    from mmer.eval.report import write_summary
-
     run_dir = Path(run_dir)
     reports = [evaluate_checkpoint(p, data_root=data_root, data_overrides=data_overrides, **kwargs)
                for p in fold_checkpoints(run_dir, which)]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from mmer.errors import BadInput
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows of `x` (N, D) scaled to unit length, as contiguous float32 (zero rows stay zero)."""
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     if x.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D (N, D), got shape {x.shape}")
+        raise BadInput(f"embeddings must be 2-D (N, D), got shape {x.shape}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
 
@@ -54,11 +56,11 @@ def knn_search(ref_emb: np.ndarray, query_emb: np.ndarray, k: int) -> tuple[np.n
     ref = l2_normalise(ref_emb)
     query = l2_normalise(query_emb)
     if ref.shape[1] != query.shape[1]:
-        raise ValueError(f"dimension mismatch: reference {ref.shape[1]}, query {query.shape[1]}")
+        raise BadInput(f"dimension mismatch: reference {ref.shape[1]}, query {query.shape[1]}")
     if len(ref) == 0:
-        raise ValueError("kNN needs at least one reference embedding")
+        raise BadInput("kNN needs at least one reference embedding")
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise BadInput(f"k must be at least 1, got {k}")
     if k > len(ref):
         log.warning("k=%d is more than the %d reference items; using k=%d", k, len(ref), len(ref))
         k = len(ref)
@@ -82,9 +84,9 @@ def _vote(sims: np.ndarray, idx: np.ndarray, ref_y: np.ndarray, n_classes: int,
 def _check_labels(ref_y: np.ndarray, n_ref: int, n_classes: int) -> np.ndarray:
     ref_y = np.asarray(ref_y, dtype=np.int64)
     if ref_y.shape != (n_ref,):
-        raise ValueError(f"labels shape {ref_y.shape} does not match {n_ref} reference embeddings")
+        raise BadInput(f"labels shape {ref_y.shape} does not match {n_ref} reference embeddings")
     if n_ref and (ref_y.min() < 0 or ref_y.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}), got {ref_y.min()}..{ref_y.max()}")
+        raise BadInput(f"labels must lie in [0, {n_classes}), got {ref_y.min()}..{ref_y.max()}")
     return ref_y
 
 
@@ -96,9 +98,9 @@ def knn_predict_many(train_emb: np.ndarray, train_y: np.ndarray, query_emb: np.n
     train_emb (N, D), train_y int (N,), query_emb (Q, D) -> {k: KnnResult}.
     """
     if not ks:
-        raise ValueError("ks must name at least one k")
+        raise BadInput("ks must name at least one k")
     if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise BadInput(f"temperature must be positive, got {temperature}")
     train_y = _check_labels(train_y, len(train_emb), n_classes)
     sims, idx = knn_search(train_emb, query_emb, max(ks))
     results = {}

@@ -21,6 +21,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from mmer.errors import BadInput
 from mmer.eval.knn import l2_normalise
 
 # Scalar classification metrics, in the order the reports show them.
@@ -39,9 +40,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal 1-D shapes")
+        raise BadInput(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal 1-D shapes")
     if len(y_true) == 0:
-        raise ValueError("no items to score")
+        raise BadInput("no items to score")
     labels = list(range(len(label_names)))
     with warnings.catch_warnings():
         # "y_pred contains classes not in y_true": expected when a fold lacks a class.

@@ -1,7 +1,6 @@
 """Ask a trained run about one clip: emotion probabilities and the nearest training clips.
 
-    python -m mmer.predict CLIP.mp4 --run runs/NAME [--fold K] [--which best|last] [--k 5] [--json]
-    python -m mmer.predict CLIP.mp4 --checkpoint runs/NAME/fold_0/best.pt [...]
+(``python -m mmer.predict``, see :mod:`mmer.cli.predict`.)
 
 The clip is decoded and featurised exactly as ``python -m mmer.extract`` does it, with the
 run's config from the checkpoint (same item builder, same backbones and weight policy);
@@ -11,10 +10,7 @@ the model is rebuilt from the checkpoint. The neighbours are the fold's training
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,34 +18,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmer.config import Config, ConfigError, config_from_dict
-from mmer.data.records import ClipRecord
+from mmer.config import Config, config_from_dict
+from mmer.datasets import get_adapter
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
+from mmer.eval.evaluate import fold_checkpoints
+from mmer.eval.knn import knn_predict
+from mmer.eval.sets import backbone_status, checkpoint_records, embed_entries, load_entries, model_keys
+from mmer.features.backbones import Backbones
+from mmer.features.cache import make_entry
+from mmer.features.pipeline import ClipDataset
+from mmer.inputs.builder import finish_entries, visual_section
+from mmer.train.runs import checkpoint_tokenizer, load_checkpoint, model_from_checkpoint
 
-log = logging.getLogger("mmer.predict")
+log = logging.getLogger("mmer.eval.predict")
 
 
-class ClipError(ValueError):
+class ClipError(BadInput):
     """The clip asked about cannot be decoded or featurised."""
-
-
-def clip_record(path: Path, dataset: str) -> ClipRecord:
-    """A record for an arbitrary clip; for RAVDESS runs a RAVDESS name gives the true emotion."""
-    from mmer.data.ravdess import MalformedName, parse_name
-
-    if dataset != "ravdess":
-        return ClipRecord(path.stem, path, 0, "?", path.stem, {"known": False})
-    try:
-        name = parse_name(path.name)
-        return ClipRecord(path.stem, path, name.label, str(name.actor), name.trial_id, {"known": True})
-    except MalformedName:
-        return ClipRecord(path.stem, path, 0, "?", path.stem, {"known": False})
 
 
 def featurise(records: Sequence[ClipRecord], cfg: Config, device: torch.device) -> list[dict[str, Any]]:
     """The cache entries (docs/design.md) extraction would write for `records`, by its code."""
-    from mmer.extract import ClipDataset, make_entry
-    from mmer.features.backbones import Backbones
-
     for record in records:
         if record.path is None or not Path(record.path).is_file():
             raise ClipError(f"{record.path}: no such file")
@@ -84,23 +74,21 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
     Raises :class:`ClipError` for a clip that cannot be used, ``ValueError`` for a bad
     checkpoint or missing cached training features.
     """
-    from mmer.eval.knn import knn_predict
-    from mmer.eval.sets import backbone_status, checkpoint_records, embed_entries, load_entries, model_keys
-    from mmer.runs import load_checkpoint, model_from_checkpoint
-
     clip, dev = Path(clip), torch.device(device)
     model, ckpt = model_from_checkpoint(load_checkpoint(checkpoint))
     cfg = config_from_dict(ckpt["config"], source="checkpoint config")
     if cfg.model.speaker_norm:
-        raise ValueError(f"{checkpoint}: the model standardises its inputs per speaker "
+        raise BadInput(f"{checkpoint}: the model standardises its inputs per speaker "
                          "(model.speaker_norm), so one clip alone cannot be scored; score a folder "
                          "with several clips of each speaker: python evaluate.py --run RUN --data-root DIR")
     names, keys = list(ckpt["label_names"]), model_keys(cfg)
     train_records = checkpoint_records(ckpt)[1]["train"]
-    train_entries = load_entries(cfg, train_records, "train")
+    train_entries = load_entries(cfg, train_records, "train", ckpt)
+    record = get_adapter(cfg).record_for_file(clip)
     # The clip, plus one training clip to check that features made now match the cache.
-    entry, probe = featurise([clip_record(clip, cfg.dataset), train_records[0]], cfg, dev)
+    raw, probe = featurise([record, train_records[0]], cfg, dev)
     check = feature_check(probe, train_entries[0], keys)
+    entry = _one_entry(cfg, raw, record, ckpt)
     if not check["ok"]:
         log.warning("features made now differ from the cached ones of %s (max |diff| %.3g): the "
                     "cache was extracted with other backbone weights; the neighbours and "
@@ -129,7 +117,17 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
     }
 
 
-def _text(result: dict[str, Any]) -> str:
+def _one_entry(cfg: Config, raw: dict[str, Any], record: ClipRecord, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The clip's model input entry by the input builder (text, visual table row, ...)."""
+    entries = finish_entries(cfg, [raw], [record], "evaluation", tokenizer=checkpoint_tokenizer(ckpt))
+    if not entries:
+        section = visual_section(cfg)
+        raise ClipError(f"{record.path}: no row for this clip in the visual table "
+                        f"{section.visual_table} (the model reads it)")
+    return entries[0]
+
+
+def render_text(result: dict[str, Any]) -> str:
     lines = [f"clip: {result['clip']}", f"model: {result['checkpoint']}"]
     if result["backbones"]["random"]:
         lines.append("NOTE: backbones randomly initialised (no pretrained weights)")
@@ -151,8 +149,6 @@ def resolve_checkpoint(run: Path | None, checkpoint: Path | None, fold: int | No
     """The checkpoint file: given directly, or ``<run>/fold_<k>/<which>.pt`` (first fold by default)."""
     if checkpoint is not None:
         return checkpoint
-    from mmer.eval.evaluate import fold_checkpoints
-
     found = fold_checkpoints(run, which)
     if fold is None:
         if len(found) > 1:
@@ -160,37 +156,6 @@ def resolve_checkpoint(run: Path | None, checkpoint: Path | None, fold: int | No
         return found[0]
     path = run / f"fold_{fold}" / f"{which}.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (folds with one: "
+        raise BadInput(f"{path}: no such checkpoint (folds with one: "
                                 f"{', '.join(p.parent.name for p in found)})")
     return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmer.predict", description=__doc__.split("\n")[0])
-    parser.add_argument("clip", type=Path, help="video (mp4) or audio file, in the run's modality")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", type=Path, help="run folder (runs/NAME)")
-    which.add_argument("--checkpoint", type=Path, help="a fold's best.pt or last.pt")
-    parser.add_argument("--fold", type=int, default=None, help="fold of the run (default: the first)")
-    parser.add_argument("--which", choices=("best", "last"), default="best")
-    parser.add_argument("--k", type=int, default=5, help="nearest training clips to list (default 5)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        ckpt = resolve_checkpoint(args.run, args.checkpoint, args.fold, args.which)
-        result = predict_clip(args.clip, ckpt, k=args.k, device=args.device)
-    except ClipError as err:
-        print(f"error: cannot use clip: {err}", file=sys.stderr)
-        return 1
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2) if args.json else _text(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

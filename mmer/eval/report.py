@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mmer.errors import BadInput
 from mmer.eval.metrics import SCALAR_METRICS
 from mmer.io import atomic_write_json, atomic_write_text
 
@@ -55,7 +56,7 @@ def fold_scalars(report: dict[str, Any], part: str = "test") -> dict[str, float]
 def aggregate_folds(reports: Sequence[dict[str, Any]], part: str = "test") -> dict[str, Any]:
     """Per-fold scalars and mean / std over folds of every scalar that all folds have."""
     if not reports:
-        raise ValueError("no fold reports to aggregate")
+        raise BadInput("no fold reports to aggregate")
     per_fold = {int(r["fold"]): fold_scalars(r, part) for r in reports}
     keys = [k for k in per_fold[int(reports[0]["fold"])] if all(k in s for s in per_fold.values())]
     table = np.array([[s[k] for k in keys] for s in per_fold.values()], dtype=np.float64)
@@ -193,7 +194,7 @@ def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, tit
     summary = {p: aggregate_folds(reports, p) for p in ("test", "val")
                if all(p in r["results"] for r in reports)}
     if not summary:
-        raise ValueError("no part scored in every fold report")
+        raise BadInput("no part scored in every fold report")
     doc = {**(extra or {}), "summary": summary,
            "folds": {str(r["fold"]): {k: r.get(k) for k in ("split", "n_clips", "checkpoint", "backbones")}
                      for r in reports}}

@@ -4,7 +4,7 @@ The clips of each part are the ones the checkpoint's ``split["clips"]`` lists, s
 evaluation sees exactly the training, validation and test clips of training. Scoring
 on another data root keeps the training clips as the kNN reference and makes every
 clip found under the other root the ``test`` part; only data-location sections of the
-config (:data:`DATA_SECTIONS`) may change for that, never the model.
+config (:func:`data_sections`) may change for that, never the model.
 """
 from __future__ import annotations
 
@@ -18,21 +18,17 @@ import torch
 from torch import nn
 
 from mmer.config import Config, ConfigError, config_from_dict
-from mmer.data.dataset import FeatureDataset, eval_loader
-from mmer.data.records import ClipRecord
-from mmer.engine import embed
-from mmer.features.cache import FeatureCache
-from mmer.models.build import input_keys
+from mmer.config.keys import batch_keys
+from mmer.datasets import get_adapter
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
+from mmer.features.pipeline import collect_records
+from mmer.inputs.builder import MissingFeaturesError, model_entries
+from mmer.inputs.datasets import FeatureDataset, eval_loader
+from mmer.train.engine import embed
+from mmer.train.runs import checkpoint_tokenizer
 
 log = logging.getLogger(__name__)
-
-# Config sections an evaluation on another data root may override.
-DATA_SECTIONS = ("ravdess", "meld", "features")
-
-
-class MissingFeaturesError(ValueError):
-    """Clips to be evaluated that have no cached features."""
-
 
 @dataclass
 class EmbeddedSet:
@@ -53,91 +49,54 @@ class EmbeddedSet:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         n = len(self.labels)
         if self.embedding.shape[0] != n or self.logits.shape[0] != n:
-            raise ValueError(f"embedding {self.embedding.shape}, logits {self.logits.shape} and "
+            raise BadInput(f"embedding {self.embedding.shape}, logits {self.logits.shape} and "
                              f"labels {self.labels.shape} disagree on the number of clips")
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
+def data_sections(dataset: str) -> tuple[str, ...]:
+    """Config sections an evaluation on other data may override: the corpus's and features."""
+    return (get_adapter(dataset).name, "features")
+
+
 def data_config(config: Mapping[str, Any], data_root: str | None = None,
                 overrides: Sequence[str] = ()) -> Config:
     """The checkpoint's config with its data location changed (`data_root`, `overrides`).
 
-    `data_root` replaces ``ravdess.root`` (all actors found there) or ``meld.root``.
-    Overrides outside :data:`DATA_SECTIONS` are refused: the model comes from the checkpoint.
+    `data_root` replaces the corpus's root (all speakers found there). Overrides outside
+    :func:`data_sections` are refused: the model comes from the checkpoint.
     """
+    adapter = get_adapter(config.get("dataset", "ravdess"))
+    sections = data_sections(adapter.name)
     for item in overrides:
         section = item.split("=", 1)[0].strip().split(".", 1)[0]
-        if section not in DATA_SECTIONS:
-            raise ConfigError(f"override '{item}': only {', '.join(DATA_SECTIONS)} settings may "
+        if section not in sections:
+            raise ConfigError(f"override '{item}': only {', '.join(sections)} settings may "
                               f"change at evaluation; the model is rebuilt from the checkpoint")
-    dataset = config.get("dataset", "ravdess")
-    first = []
-    if data_root is not None:
-        first = [f"meld.root={data_root}"] if dataset == "meld" else [
-            f"ravdess.root={data_root}", "ravdess.actors=null"]
+    first = adapter.root_overrides(data_root) if data_root is not None else []
     return config_from_dict(config, [*first, *overrides], source="checkpoint config")
 
 
-def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[dict[str, Any]]:
-    """Cache entries of `records` in order; raises :class:`MissingFeaturesError` if any is absent.
-
-    A text-only MELD model reads no clip features: its entries are the records, and a
-    ``"text"`` input is joined to every entry by its utterance.
-    """
-    from mmer.extract import needs_clips, record_entry
-    if needs_clips(cfg):
-        cache = FeatureCache.for_config(cfg)
-        entries, missing = cache.load_all(records)
-        if missing:
-            raise MissingFeaturesError(
-                f"{len(missing)} of {len(records)} {what} clips have no cached features in {cache.dir} "
-                f"(first: {missing[0].clip_id}); run: python -m mmer.extract with the run's config "
-                f"(or evaluate.py --extract)")
-    else:
-        entries = [record_entry(r) for r in records]
-    keys = model_keys(cfg)
-    if "text" in keys:
-        from mmer.features.text import with_text
-        entries = with_text(entries, cfg)
-    if "visual" in keys:
-        entries = _attach_visual(cfg, records, entries, what)
-    if cfg.model.speaker_norm:
-        from mmer.data.speaker_norm import speaker_normalise
-        entries = speaker_normalise(entries, keys)
-    return entries
-
-
-def _attach_visual(cfg: Config, records: Sequence[ClipRecord], entries: list[dict[str, Any]],
-                   what: str) -> list[dict[str, Any]]:
-    """`entries` with ``"visual"`` from ``ravdess.visual_table``. Clips of other data
-    (`what` ``"evaluation"``) without a row are listed in the log and left out; for the
-    checkpoint's own clips a missing row is an error."""
-    from mmer.data.visual_table import visual_features, with_visual
-
-    other = what == "evaluation"
-    features, _ = visual_features(cfg.ravdess, records, list_unused=other)
-    lacking = [r.clip_id for r in records if r.clip_id not in features]
-    if lacking and not other:
-        raise MissingFeaturesError(f"{len(lacking)} {what} clips have no row in the visual table "
-                                   f"{cfg.ravdess.visual_table} (first: {lacking[0]})")
-    return with_visual([e for e in entries if str(e["clip_id"]) in features], features)
+def load_entries(cfg: Config, records: Sequence[ClipRecord], what: str,
+                 ckpt: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The model input entries of `records` (:func:`mmer.inputs.builder.model_entries`),
+    with the tokenizer of checkpoint `ckpt` when its text encoder was trained."""
+    tokenizer = checkpoint_tokenizer(ckpt) if ckpt is not None else None
+    return model_entries(cfg, records, what, tokenizer=tokenizer)
 
 
 def checkpoint_records(ckpt: Mapping[str, Any]) -> tuple[Config, dict[str, list[ClipRecord]]]:
     """(the checkpoint's config, {part: records}) for the clips its ``split["clips"]`` lists."""
-    from mmer.extract import collect_records
-
     cfg = config_from_dict(ckpt["config"], source="checkpoint config")
     clips = ckpt["split"]["clips"]
     records, _ = collect_records(cfg)
     by_id = {r.clip_id: r for r in records}
     lost = [c for part in clips.values() for c in part if c not in by_id]
     if lost:
-        root = cfg.ravdess.root if cfg.dataset == "ravdess" else cfg.meld.root
         raise MissingFeaturesError(f"{len(lost)} clips of the checkpoint's split are no longer "
-                                   f"under {root} (first: {lost[0]})")
+                                   f"under {get_adapter(cfg).root(cfg)} (first: {lost[0]})")
     return cfg, {part: [by_id[c] for c in ids] for part, ids in clips.items() if ids}
 
 
@@ -148,12 +107,10 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     Without `data_root`/`data_overrides`: the train, val and test clips of the checkpoint's
     split. With them: the training clips, and every clip of the other data as ``test``.
     """
-    from mmer.extract import collect_records
-
     cfg, records = checkpoint_records(ckpt)
     other = bool(data_root or data_overrides)
     wanted = ("train",) if other else ("train", "val", "test")
-    parts = {p: load_entries(cfg, records[p], p) for p in wanted if p in records}
+    parts = {p: load_entries(cfg, records[p], p, ckpt) for p in wanted if p in records}
     if not other:
         return parts, cfg
     other_cfg = data_config(ckpt["config"], data_root, data_overrides)
@@ -164,7 +121,7 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     if shared:
         log.warning("%d evaluation clips have the clip id of a training clip (first: %s): "
                     "is the other data root really other actors?", len(shared), shared[0])
-    parts["test"] = load_entries(other_cfg, other_records, "evaluation")
+    parts["test"] = load_entries(other_cfg, other_records, "evaluation", ckpt)
     return parts, other_cfg
 
 
@@ -205,4 +162,4 @@ def embed_entries(model: nn.Module, entries: Sequence[Mapping[str, Any]], keys: 
 
 def model_keys(cfg: Config) -> list[str]:
     """The batch keys the model of `cfg` reads."""
-    return list(input_keys(cfg.model).values())
+    return batch_keys(cfg)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mmer.config import AudioConfig
+from mmer.errors import BadInput
 
 STD_FLOOR = 1e-3  # dB; a clip flatter than this is treated as constant (silence)
 TOP_DB = 80.0
@@ -33,7 +34,7 @@ def frame_params(sr: int, cfg: AudioConfig) -> tuple[int, int, int]:
     win = int(round(sr * cfg.win_ms / 1000.0))
     hop = int(round(sr * cfg.hop_ms / 1000.0))
     if win < 1 or hop < 1:
-        raise ValueError(f"audio window {cfg.win_ms} ms / hop {cfg.hop_ms} ms is under one "
+        raise BadInput(f"audio window {cfg.win_ms} ms / hop {cfg.hop_ms} ms is under one "
                          f"sample at {sr} Hz")
     return win, hop, 1 << (win - 1).bit_length()
 
@@ -41,11 +42,11 @@ def frame_params(sr: int, cfg: AudioConfig) -> tuple[int, int, int]:
 def _check_wave(wave: np.ndarray, sr: int) -> np.ndarray:
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
-        raise ValueError(f"audio must be mono (N,), got shape {wave.shape}")
+        raise BadInput(f"audio must be mono (N,), got shape {wave.shape}")
     if sr <= 0:
-        raise ValueError(f"sample rate must be positive, got {sr}")
+        raise BadInput(f"sample rate must be positive, got {sr}")
     if not np.all(np.isfinite(wave)):
-        raise ValueError("audio contains NaN or infinite samples")
+        raise BadInput("audio contains NaN or infinite samples")
     return wave
 
 
@@ -96,7 +97,7 @@ def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
     """float32 (S, 1, M, Ts): the clip's log-mel cut into S = cfg.n_segments equal-time parts.
 
     Segment s starts at frame floor(s * T / S), so it covers the s-th S-th of
-    the clip, the span of video snippet s (see :mod:`mmer.data.sampling`).
+    the clip, the span of video snippet s (see :mod:`mmer.features.sampling`).
     Every segment is Ts = ceil(T / S) frames long; the last one is padded with
     the clip's minimum (silence). With `cfg.trim_db` leading and trailing silence is
     cut first (:func:`trim_silence`). With `cfg.clip_seconds` the wave is then cut
@@ -105,7 +106,7 @@ def audio_segments(wave: np.ndarray, sr: int, cfg: AudioConfig) -> torch.Tensor:
     """
     wave = _check_wave(wave, sr)
     if cfg.n_segments < 1:
-        raise ValueError(f"audio.n_segments must be positive, got {cfg.n_segments}")
+        raise BadInput(f"audio.n_segments must be positive, got {cfg.n_segments}")
     if cfg.trim_db is not None:
         wave = trim_silence(wave, sr, cfg.trim_db, cfg.trim_margin_ms)
     if cfg.clip_seconds is not None:
@@ -144,6 +145,6 @@ class Egemaps:
             warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
             values = self.smile.process_signal(wave, sr).to_numpy(dtype=np.float32).reshape(-1)
         if values.shape != (EGEMAPS_DIM,) or not np.all(np.isfinite(values)):
-            raise ValueError(f"eGeMAPS: no finite features for a {wave.shape[0] / sr:.3f} s clip "
+            raise BadInput(f"eGeMAPS: no finite features for a {wave.shape[0] / sr:.3f} s clip "
                              "(too short for openSMILE's analysis windows)")
         return torch.from_numpy(values.copy())

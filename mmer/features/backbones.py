@@ -1,6 +1,6 @@
 """The frozen video/audio backbones of feature extraction, built once per job.
 
-Used by :mod:`mmer.extract` (the cache) and :mod:`mmer.predict` (features of a new clip made
+Used by :mod:`mmer.features.pipeline` (the cache) and :mod:`mmer.eval.predict` (features of a new clip made
 by the same code).
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from mmer.config import BackboneConfig, Config
-from mmer.models.audio_resnet import AudioResNet18
-from mmer.models.pretrained import load_backbone_weights, weight_file
-from mmer.models.resnet3d import build_video_backbone
+from mmer.nets.audio_resnet import AudioResNet18
+from mmer.nets.pretrained import load_backbone_weights, weight_file
+from mmer.nets.resnet3d import build_video_backbone
 
 log = logging.getLogger(__name__)
 

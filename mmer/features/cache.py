@@ -26,9 +26,11 @@ from typing import Any
 import torch
 
 from mmer.config import Config
-from mmer.data.records import ClipRecord
+from mmer.datasets import get_adapter
+from mmer.datasets.records import ClipRecord
+from mmer.errors import BadInput
 from mmer.io import atomic_save
-from mmer.models.pretrained import weight_file
+from mmer.nets.pretrained import weight_file
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ ENTRY_FORMAT = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class CacheEntryError(ValueError):
+class CacheEntryError(BadInput):
     """A cache entry that is absent, unreadable or not for the clip asked for."""
 
 
@@ -78,10 +80,34 @@ def feature_config_hash(cfg: Config) -> str:
         "backbone": dataclasses.asdict(cfg.backbone),
         "weights": weights_state(cfg),
     }
-    if cfg.dataset == "meld":
-        relevant["meld_max_seconds"] = cfg.meld.max_seconds
+    max_seconds = get_adapter(cfg).max_seconds(cfg)
+    if max_seconds is not None:  # clips are cut there when decoded
+        relevant[f"{cfg.dataset}_max_seconds"] = max_seconds
     blob = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def record_entry(record: ClipRecord) -> dict[str, Any]:
+    """The record fields of a cache entry (docs/design.md), without features: what a
+    text-only model reads (the input builder attaches the text)."""
+    return {"clip_id": record.clip_id, "label": record.label, "speaker": record.speaker,
+            "group": record.group, "extra": json.loads(json.dumps(record.extra, default=str))}
+
+
+def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, torch.Tensor],
+               pretrained: dict[str, Any]) -> dict[str, Any]:
+    """The cache entry of docs/design.md for one clip."""
+    entry: dict[str, Any] = {
+        **record_entry(record),
+        **feats,
+        "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
+                 "truncated": bool(item["truncated"])},
+    }
+    if "logmel" in item:
+        entry["logmel"] = item["logmel"].to(torch.float16)
+    if "egemaps" in item:
+        entry["egemaps"] = item["egemaps"]
+    return entry
 
 
 class FeatureCache:

@@ -1,7 +1,4 @@
-"""Turn every clip of a dataset into cached backbone features.
-
-    python -m mmer.extract --config configs/ravdess.yaml [--set k=v ...] [--limit N]
-                           [--device cpu|cuda|auto]
+"""Turn every clip of a dataset into cached backbone features (``python -m mmer.extract``).
 
 Clips already in the cache are skipped, so a killed run resumes where it stopped.
 Decoding and snippet/segment building run in DataLoader workers
@@ -12,8 +9,6 @@ several clips. A clip that cannot be used is listed with its reason in
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import resource
 import time
@@ -23,18 +18,20 @@ from typing import Any
 
 import cv2
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mmer.config import Config, ConfigError, load_config
-from mmer.data.decode import decode_clip
-from mmer.data.records import ClipRecord
+from mmer.config import Config
+from mmer.config.keys import needs_media
+from mmer.datasets import get_adapter
+from mmer.datasets.records import ClipRecord
+from mmer.device import resolve_device
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
-from mmer.features.cache import FeatureCache
+from mmer.features.cache import FeatureCache, make_entry
 from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
 from mmer.io import SkipList
+from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
 
@@ -61,40 +58,17 @@ class ExtractSummary:
 
 
 def collect_records(cfg: Config) -> tuple[list[ClipRecord], SkipList]:
-    """All clips of ``cfg.dataset``, sorted by clip id, and the files the readers skipped."""
-    if cfg.dataset == "ravdess":
-        from mmer.data.ravdess import scan_ravdess
-        records, skips = scan_ravdess(cfg.ravdess)
-    else:
-        from mmer.data.meld import MELD_SPLITS, meld_records, split_files
-        records, skips = [], SkipList()
-        clips = needs_clips(cfg)
-        for split in MELD_SPLITS:
-            csv_path, clip_dir = split_files(cfg.meld, split)
-            if split == "test" and not (csv_path.is_file() and (clip_dir.is_dir() or not clips)):
-                log.info("MELD test split not found (%s, %s): train and dev only", csv_path, clip_dir)
-                continue
-            part, part_skips = meld_records(cfg.meld, split, require_clips=clips)
-            records.extend(part)
-            skips.extend(part_skips)
+    """All clips of ``cfg.dataset``, sorted by clip id, and the files the reader skipped.
+
+    A model that reads no media (text-only MELD) gets records without media files."""
+    records, skips = get_adapter(cfg).records(cfg, require_media=needs_media(cfg))
     return sorted(records, key=lambda r: r.clip_id), skips
-
-
-def needs_clips(cfg: Config) -> bool:
-    """Whether the model of `cfg` reads features of the media files (audio, log-mel, video).
-
-    A text-only MELD model reads the CSVs alone: its records have ``path=None``.
-    """
-    from mmer.models.build import input_keys
-    return cfg.dataset != "meld" or any(k in ("audio", "logmel", "egemaps", "video")
-                                        for k in input_keys(cfg.model).values())
 
 
 def wanted_streams(cfg: Config) -> tuple[bool, bool]:
     """(video, audio): which streams the clips of this config have and are used."""
-    modality = cfg.ravdess.modality if cfg.dataset == "ravdess" else "full_av"
-    video = cfg.backbone.video != "none" and modality != "audio_only"
-    return video, modality != "video_only"
+    video, audio = get_adapter(cfg).streams(cfg)
+    return video and cfg.backbone.video != "none", audio
 
 
 def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
@@ -107,7 +81,7 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     ``face_misses`` and ``truncated``.
     Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
     """
-    max_seconds = cfg.meld.max_seconds if cfg.dataset == "meld" else None
+    max_seconds = get_adapter(cfg).max_seconds(cfg)
     clip = decode_clip(record.path, video=video, audio=audio,
                        sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
     out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated}
@@ -146,39 +120,6 @@ class ClipDataset(Dataset):
         except Exception as err:  # anything raised here would kill the worker and the job
             reason = str(err) if str(record.path) in str(err) else f"{record.path}: {err}"
             return {"index": index, "error": f"{type(err).__name__}: {reason}"}
-
-
-def record_entry(record: ClipRecord) -> dict[str, Any]:
-    """The record fields of a cache entry (docs/design.md), without features: what a
-    text-only model reads, the text being attached by :func:`mmer.features.text.with_text`."""
-    return {"clip_id": record.clip_id, "label": record.label, "speaker": record.speaker,
-            "group": record.group, "extra": json.loads(json.dumps(record.extra, default=str))}
-
-
-def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, Tensor],
-               pretrained: dict[str, Any]) -> dict[str, Any]:
-    """The cache entry of docs/design.md for one clip."""
-    entry: dict[str, Any] = {
-        **record_entry(record),
-        **feats,
-        "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
-                 "truncated": bool(item["truncated"])},
-    }
-    if "logmel" in item:
-        entry["logmel"] = item["logmel"].to(torch.float16)
-    if "egemaps" in item:
-        entry["egemaps"] = item["egemaps"]
-    return entry
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device: expected cpu, cuda or auto, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was asked for but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
@@ -247,31 +188,3 @@ def _worker_init(worker_id: int) -> None:
     # The workers are the parallelism: OpenCV's own thread pool in each of them (torch
     # is already limited to one thread there) would fight the backbones for the cores.
     cv2.setNumThreads(1)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmer.extract", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="YAML config file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set features.num_workers=4")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N clips (by clip id)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
-                        help="default: features.device of the config")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config, args.overrides)
-        summary = extract(cfg, limit=args.limit, device=args.device)
-    except ValueError as err:  # bad input of any kind (config, weights, dataset root): say what
-        log.error("%s", err)
-        return 2
-    log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
-             summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)
-    if cfg.dataset == "meld":
-        log.info("%d of the %d clips extracted were longer than meld.max_seconds = %g s and truncated",
-                 summary.truncated, summary.done, cfg.meld.max_seconds)
-    return 1 if summary.done == 0 and summary.total > summary.cached else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

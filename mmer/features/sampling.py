@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmer.errors import BadInput
+
 
 def snippet_indices(n_frames: int, n_snippets: int = 6, snippet_len: int = 16) -> np.ndarray:
     """Frame indices int64 (S, L) of `n_snippets` snippets of `snippet_len` frames.
@@ -18,7 +20,7 @@ def snippet_indices(n_frames: int, n_snippets: int = 6, snippet_len: int = 16) -
     for name, value in (("n_frames", n_frames), ("n_snippets", n_snippets),
                         ("snippet_len", snippet_len)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"snippet_indices: {name} must be a positive integer, got {value!r}")
+            raise BadInput(f"snippet_indices: {name} must be a positive integer, got {value!r}")
     points = n_snippets * snippet_len
     k = np.arange(points, dtype=np.int64)
     indices = ((2 * k + 1) * int(n_frames)) // (2 * points)

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmer.config import Config
+from mmer.config import Config, ConfigError
+from mmer.errors import BadInput
 from mmer.io import atomic_save
+from mmer.nets.minilm import load_sentence_model, minilm_dir, minilm_id
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class TextEmbeddingCache:
         if todo:
             vectors = torch.as_tensor(np.asarray(compute(list(todo.values())), dtype=np.float32))
             if vectors.ndim != 2 or len(vectors) != len(todo):
-                raise ValueError(f"text embedder returned shape {tuple(vectors.shape)} for "
+                raise BadInput(f"text embedder returned shape {tuple(vectors.shape)} for "
                                  f"{len(todo)} texts; expected ({len(todo)}, D)")
             table.update(zip(todo, vectors, strict=True))
             self.save(table)
@@ -96,9 +98,8 @@ def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu
     """(N, 384) L2-normalised MiniLM embeddings of `texts`, through the cache of ``cfg``.
 
     The model is loaded only when some text is not cached yet. Raises
-    :class:`mmer.models.text.TextEncoderUnavailable` when the weights are not installed.
+    :class:`mmer.nets.minilm.TextEncoderUnavailable` when the weights are not installed.
     """
-    from mmer.models.text import load_sentence_model, minilm_dir, minilm_id
     model_id = minilm_id(minilm_dir(cfg.text))
     cache = TextEmbeddingCache.in_dir(cfg.features.cache_dir, model_id, cfg.text.max_tokens)
 
@@ -119,7 +120,6 @@ def with_text(entries: Sequence[dict], cfg: Config) -> list[dict]:
     scratch`` or ``text.finetune``) reads token ids inside the model instead.
     """
     if cfg.text.encoder != "minilm" or cfg.text.finetune:
-        from mmer.config import ConfigError
         raise ConfigError("a text input from the feature entries is the frozen MiniLM embedding "
                           "(text.encoder: minilm, text.finetune: false); a trained text encoder "
                           "runs text-only: model.modalities: [text]")

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from mmer.config import TextConfig
+from mmer.config import ConfigError, TextConfig
+from mmer.errors import BadInput
+from mmer.nets.minilm import TextEncoderUnavailable, minilm_dir
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class WordTokenizer:
 
     def __init__(self, vocab: Sequence[str]) -> None:
         if list(vocab[:2]) != [PAD, UNK]:
-            raise ValueError(f"word vocabulary must start with {PAD}, {UNK}; got {list(vocab[:2])}")
+            raise BadInput(f"word vocabulary must start with {PAD}, {UNK}; got {list(vocab[:2])}")
         self.vocab = list(vocab)
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.vocab_size = len(self.vocab)
@@ -117,9 +119,8 @@ def make_tokenizer(cfg: TextConfig, train_texts: Iterable[str]) -> Tokenizer:
     ``auto`` uses the MiniLM WordPiece files when the package (or ``text.model_dir``) is
     there and falls back to a word vocabulary of `train_texts` otherwise.
     """
-    from mmer.models.text import TextEncoderUnavailable, minilm_dir
     if cfg.tokenizer not in TOKENIZERS:
-        raise ValueError(f"unknown text.tokenizer {cfg.tokenizer!r}; valid: {', '.join(TOKENIZERS)}")
+        raise ConfigError(f"unknown text.tokenizer {cfg.tokenizer!r}; valid: {', '.join(TOKENIZERS)}")
     if cfg.encoder == "minilm" or cfg.tokenizer == "minilm":
         return WordPieceTokenizer(minilm_dir(cfg))
     if cfg.tokenizer == "auto":
@@ -136,4 +137,4 @@ def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
         return WordTokenizer(state["vocab"])
     if state.get("kind") == "wordpiece":
         return WordPieceTokenizer(state["model_dir"])
-    raise ValueError(f"unknown tokenizer state kind {state.get('kind')!r}; valid: word, wordpiece")
+    raise BadInput(f"unknown tokenizer state kind {state.get('kind')!r}; valid: word, wordpiece")

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from mmer.config import VideoConfig
-from mmer.data.sampling import snippet_indices
+from mmer.errors import BadInput
+from mmer.features.sampling import snippet_indices
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def video_snippets(frames: np.ndarray, cfg: VideoConfig,
     `cropper` replaces the default :class:`HaarFaceDetector`.
     """
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"video_snippets: frames must be uint8 (T, H, W, 3), "
+        raise BadInput(f"video_snippets: frames must be uint8 (T, H, W, 3), "
                          f"got {frames.dtype} {frames.shape}")
     indices = snippet_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len)
     boxes, misses = snippet_boxes(frames, indices, cfg, cropper)

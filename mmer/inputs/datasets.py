@@ -16,23 +16,13 @@ import numpy as np
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mmer.config import AugmentConfig, TrainConfig
+from mmer.errors import BadInput
 from mmer.seed import derive_seed, make_generator, worker_init_fn
 
 log = logging.getLogger(__name__)
-
-
-def label_names(dataset: str) -> list[str]:
-    """The fixed emotion label order of `dataset` (``ravdess`` or ``meld``)."""
-    if dataset == "ravdess":
-        from mmer.data.ravdess import RAVDESS_EMOTIONS
-        return list(RAVDESS_EMOTIONS)
-    if dataset == "meld":
-        from mmer.data.meld import MELD_EMOTIONS
-        return list(MELD_EMOTIONS)
-    raise ValueError(f"unknown dataset {dataset!r}; valid: ravdess, meld")
 
 
 class FeatureDataset(Dataset):
@@ -47,7 +37,7 @@ class FeatureDataset(Dataset):
                  augment: AugmentConfig | None = None, seed: int = 0,
                  extra_targets: Sequence[str] = ()) -> None:
         if not entries:
-            raise ValueError("FeatureDataset: no entries")
+            raise BadInput("FeatureDataset: no entries")
         self.keys = list(keys)
         self.inputs = {k: _stack(entries, k) for k in self.keys}
         self.labels = torch.tensor([int(e["label"]) for e in entries], dtype=torch.long)
@@ -79,7 +69,9 @@ class FeatureDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {k: v[index].float() for k, v in self.inputs.items()}
+        # Features as float32; token ids and masks keep their integer or bool type.
+        item: dict[str, Any] = {k: (v[index].float() if v.is_floating_point() else v[index])
+                                for k, v in self.inputs.items()}
         if self.training and self.augment is not None and "logmel" in item:
             gen = make_generator(derive_seed(self.seed, self.epoch, index))
             item["logmel"] = augment_logmel(item["logmel"], self.augment, gen)
@@ -104,7 +96,7 @@ class TripletDataset(Dataset):
         self.seed = seed
         self.by_class = {int(c): torch.nonzero(base.labels == c).flatten() for c in base.labels.unique()}
         if len(self.by_class) < 2:
-            raise ValueError("TripletDataset needs at least two classes in the training set")
+            raise BadInput("TripletDataset needs at least two classes in the training set")
 
     def set_epoch(self, epoch: int) -> None:
         self.base.set_epoch(epoch)
@@ -193,7 +185,7 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
     dataset.train().set_epoch(epoch)
     epoch_seed = derive_seed(seed, epoch)
     common = {"num_workers": cfg.num_workers, "worker_init_fn": worker_init_fn,
-              "generator": make_generator(epoch_seed), "drop_last": False}
+              "generator": make_generator(epoch_seed), "drop_last": False, "collate_fn": trim_collate}
     if cfg.sampler == "triplet":
         triplets = TripletDataset(dataset, seed=seed)
         triplets.set_epoch(epoch)
@@ -203,14 +195,25 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, **common)
     if cfg.sampler == "shuffle":
         return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, **common)
-    raise ValueError(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class, shuffle")
+    raise BadInput(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class, shuffle")
 
 
 def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     """In-order, unaugmented batches of `dataset` (put in eval mode)."""
     dataset.eval()
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      worker_init_fn=worker_init_fn, generator=make_generator(0))
+                      worker_init_fn=worker_init_fn, generator=make_generator(0),
+                      collate_fn=trim_collate)
+
+
+def trim_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Default collation; token inputs are then cut to the batch's longest text (B, T_batch)."""
+    batch = default_collate(items)
+    if "attention_mask" in batch:
+        width = max(int(batch["attention_mask"].sum(1).max()), 1)
+        batch["input_ids"] = batch["input_ids"][:, :width]
+        batch["attention_mask"] = batch["attention_mask"][:, :width]
+    return batch
 
 
 class SeededMPerClassSampler(MPerClassSampler):
@@ -239,7 +242,7 @@ def _m_per_class(dataset: FeatureDataset, cfg: TrainConfig, seed: int) -> Seeded
     n_classes = len(dataset.labels.unique())
     m, batch = cfg.m_per_class, cfg.batch_size
     if batch % m or m * n_classes < batch:
-        raise ValueError(f"train.sampler m_per_class: batch_size {batch} must be a multiple of "
+        raise BadInput(f"train.sampler m_per_class: batch_size {batch} must be a multiple of "
                          f"m_per_class {m} and at most m_per_class x {n_classes} training classes")
     return SeededMPerClassSampler(dataset.labels.numpy(), m, batch_size=batch,
                                   length=max(len(dataset), batch), seed=seed)
@@ -250,12 +253,12 @@ def _stack(entries: Sequence[Mapping[str, Any]], key: str) -> Tensor:
     tensors = []
     for e in entries:
         if key not in e or e[key] is None:
-            raise ValueError(f"cache entry {e.get('clip_id')} has no {key!r} features")
+            raise BadInput(f"cache entry {e.get('clip_id')} has no {key!r} features")
         t = torch.as_tensor(e[key])
         if shape is None:
             shape = t.shape
         elif t.shape != shape:
-            raise ValueError(f"cache entry {e.get('clip_id')}: {key!r} has shape {tuple(t.shape)}, "
+            raise BadInput(f"cache entry {e.get('clip_id')}: {key!r} has shape {tuple(t.shape)}, "
                              f"the others {tuple(shape)}")
         tensors.append(t)
     return torch.stack(tensors)

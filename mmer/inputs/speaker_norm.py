@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmer.errors import BadInput
+
 STD_FLOOR = 1e-4
 
 
@@ -33,7 +35,7 @@ def channel_dim(key: str, shape: Sequence[int]) -> int:
         return len(shape) - 1
     if len(shape) == 4:
         return 1
-    raise ValueError(f"speaker_norm: no channel axis for input {key!r} of shape {tuple(shape)}")
+    raise BadInput(f"speaker_norm: no channel axis for input {key!r} of shape {tuple(shape)}")
 
 
 def speaker_normalise(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]
@@ -48,7 +50,7 @@ def speaker_normalise(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]
     for i, e in enumerate(entries):
         speaker = e.get("speaker")
         if speaker in (None, ""):
-            raise ValueError(f"speaker_norm: clip {e.get('clip_id')} has no speaker")
+            raise BadInput(f"speaker_norm: clip {e.get('clip_id')} has no speaker")
         groups[str(speaker)].append(i)
     out = [dict(e) for e in entries]
     for key in keys:

@@ -33,6 +33,8 @@ import av
 import numpy as np
 import soxr
 
+from mmer.errors import BadInput
+
 log = logging.getLogger(__name__)
 
 # A file whose decode yields fewer than this fraction of its declared video frames
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 MIN_DECLARED_FRACTION = 0.9
 
 
-class DecodeError(ValueError):
+class DecodeError(BadInput):
     """A media file that cannot be decoded as asked; the message names the file and why."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
@@ -175,9 +177,9 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
     """
     path = Path(path)
     if not (video or audio):
-        raise ValueError(f"{path}: decode_clip needs video=True or audio=True")
+        raise BadInput(f"{path}: decode_clip needs video=True or audio=True")
     if max_seconds is not None and max_seconds <= 0:
-        raise ValueError(f"{path}: max_seconds must be positive, got {max_seconds}")
+        raise BadInput(f"{path}: max_seconds must be positive, got {max_seconds}")
     with _open(path) as container:
         streams = []
         if video:

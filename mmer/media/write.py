@@ -1,4 +1,4 @@
-"""Write real media containers with PyAV, and make broken ones on purpose for tests.
+"""Write real media containers with PyAV (the synthetic sets; tests make broken ones).
 
 Every writer goes through :func:`mmer.io.atomic_path`, so an interrupted job
 never leaves half a file under the final name. Video is H.264 (``libx264``,
@@ -16,9 +16,10 @@ import av
 import numpy as np
 import soundfile as sf
 
-from mmer.io import atomic_path, atomic_write_bytes
+from mmer.errors import BadInput
+from mmer.io import atomic_path
 
-CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".flv": "flv"}
 AUDIO_FILES = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 AAC_FRAME = 1024  # samples per AAC frame
 
@@ -29,7 +30,7 @@ def _as_channels(audio: np.ndarray, path: Path) -> np.ndarray:
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[0] not in (1, 2):
-        raise ValueError(f"{path}: audio must be (N,) or (C, N) with C in 1..2, "
+        raise BadInput(f"{path}: audio must be (N,) or (C, N) with C in 1..2, "
                          f"got shape {audio.shape}")
     return np.clip(audio, -1.0, 1.0)
 
@@ -38,7 +39,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     """Write (N,) or (C, N) float audio as a 16-bit .wav or .flac file."""
     path = Path(path)
     if path.suffix.lower() not in AUDIO_FILES:
-        raise ValueError(f"{path}: audio files must end in {', '.join(AUDIO_FILES)}")
+        raise BadInput(f"{path}: audio files must end in {', '.join(AUDIO_FILES)}")
     fmt, subtype = AUDIO_FILES[path.suffix.lower()]
     data = _as_channels(audio, path).T
     with atomic_path(path) as tmp:
@@ -50,9 +51,9 @@ def _add_video(out: av.container.OutputContainer, first: np.ndarray, fps: float,
                lossless: bool, crf: int, path: Path) -> av.video.stream.VideoStream:
     height, width = first.shape[:2]
     if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise ValueError(f"{path}: frames must be uint8 (H, W, 3), got {first.dtype} {first.shape}")
+        raise BadInput(f"{path}: frames must be uint8 (H, W, 3), got {first.dtype} {first.shape}")
     if not lossless and (height % 2 or width % 2):
-        raise ValueError(f"{path}: yuv420p needs even frame sides, got {width}x{height}")
+        raise BadInput(f"{path}: yuv420p needs even frame sides, got {width}x{height}")
     rate = Fraction(fps).limit_denominator(1001)
     stream = out.add_stream("libx264rgb" if lossless else "libx264", rate=rate)
     stream.width, stream.height = width, height
@@ -61,7 +62,7 @@ def _add_video(out: av.container.OutputContainer, first: np.ndarray, fps: float,
     return stream
 
 
-def _audio_frames(audio: np.ndarray, sample_rate: int) -> Iterator[av.AudioFrame]:
+def audio_frames(audio: np.ndarray, sample_rate: int) -> Iterator[av.AudioFrame]:
     layout = "mono" if audio.shape[0] == 1 else "stereo"
     for start in range(0, audio.shape[1], AAC_FRAME):
         frame = av.AudioFrame.from_ndarray(
@@ -86,13 +87,13 @@ def write_clip(path: str | Path, frames: Iterable[np.ndarray] | np.ndarray | Non
     path = Path(path)
     fmt = CONTAINERS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: clips must end in {', '.join(CONTAINERS)}")
+        raise BadInput(f"{path}: clips must end in {', '.join(CONTAINERS)}")
     if frames is None and audio is None:
-        raise ValueError(f"{path}: nothing to write (no frames and no audio)")
+        raise BadInput(f"{path}: nothing to write (no frames and no audio)")
     frame_iter = iter(frames) if frames is not None else iter(())
     first = next(frame_iter, None)
     if frames is not None and first is None:
-        raise ValueError(f"{path}: zero frames; use make_zero_frame_clip for that on purpose")
+        raise BadInput(f"{path}: zero frames; use make_zero_frame_clip for that on purpose")
     options = {"movflags": "+faststart"} if faststart else {}
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format=fmt, options=options) as out:
         vstream = _add_video(out, first, fps, lossless, crf, path) if first is not None else None
@@ -101,7 +102,7 @@ def write_clip(path: str | Path, frames: Iterable[np.ndarray] | np.ndarray | Non
             chans = _as_channels(audio, path)
             astream = out.add_stream("aac", rate=sample_rate)
             astream.layout = "mono" if chans.shape[0] == 1 else "stereo"
-            pending = _audio_frames(chans, sample_rate)
+            pending = audio_frames(chans, sample_rate)
         out.start_encoding()
         a_next = next(pending, None) if pending is not None else None
         if vstream is not None:
@@ -128,7 +129,7 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 def _video_frame(image: np.ndarray, index: int, stream: av.video.stream.VideoStream,
                  path: Path) -> av.VideoFrame:
     if image.shape != (stream.height, stream.width, 3) or image.dtype != np.uint8:
-        raise ValueError(f"{path}: frame {index} is {image.dtype} {image.shape}, expected "
+        raise BadInput(f"{path}: frame {index} is {image.dtype} {image.shape}, expected "
                          f"uint8 {(stream.height, stream.width, 3)}")
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     frame.pts = index
@@ -140,42 +141,3 @@ def write_lossless_clip(path: str | Path, frames: np.ndarray, fps: float,
                         audio: np.ndarray | None = None, sample_rate: int = 16000) -> Path:
     """An mp4 whose decoded RGB frames equal `frames` (uint8 (T, H, W, 3)) exactly."""
     return write_clip(path, frames, fps, audio, sample_rate, lossless=True)
-
-
-def make_zero_frame_clip(path: str | Path, sample_rate: int = 16000, seconds: float = 1.0) -> Path:
-    """A Matroska file with an H.264 video stream holding no frames, plus silent AAC audio.
-
-    Matroska, because the mp4 muxer drops a track without samples, which would
-    give "no video stream" instead. Use a ``.mkv`` name.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".mkv":
-        raise ValueError(f"{path}: a zero-frame clip must be .mkv (mp4 drops empty tracks)")
-    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="matroska") as out:
-        video = out.add_stream("libx264", rate=15)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        astream = out.add_stream("aac", rate=sample_rate)
-        astream.layout = "mono"
-        out.start_encoding()
-        for frame in _audio_frames(np.zeros((1, int(seconds * sample_rate)), np.float32),
-                                   sample_rate):
-            out.mux(astream.encode(frame))
-        out.mux(astream.encode(None))
-    return path
-
-
-def make_corrupt_file(path: str | Path, n_bytes: int = 4096, seed: int = 0) -> Path:
-    """Random bytes behind a plausible mp4 ``ftyp`` box: named and typed like an mp4, not one."""
-    rng = np.random.default_rng(seed)
-    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
-    atomic_write_bytes(path, head + rng.integers(0, 256, n_bytes, dtype=np.uint8).tobytes())
-    return Path(path)
-
-
-def make_truncated_copy(src: str | Path, dst: str | Path, fraction: float = 0.6) -> Path:
-    """Copy the first `fraction` of `src`'s bytes to `dst`, like an interrupted download."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"{dst}: fraction must be in (0, 1), got {fraction}")
-    data = Path(src).read_bytes()
-    atomic_write_bytes(dst, data[: int(len(data) * fraction)])
-    return Path(dst)

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmer.models.audio_resnet import AudioResNet18
+from mmer.errors import BadInput
+from mmer.nets.audio_resnet import AudioResNet18
 
 
 class SelfAttentionBlock(nn.Module):
@@ -166,11 +167,11 @@ def make_encoder(shape: Sequence[int], dim: int, n_heads: int, dropout: float, *
     shape = tuple(int(v) for v in shape)
     if logmel_width is not None:
         if len(shape) != 4 or shape[1] != 1:
-            raise ValueError(f"log-mel input must be (S, 1, M, T), got {shape}")
+            raise BadInput(f"log-mel input must be (S, 1, M, T), got {shape}")
         return LogMelEncoder(shape, dim, n_heads, dropout, width=logmel_width)
     builders = {1: VectorEncoder, 2: VectorSequenceEncoder, 4: MapSequenceEncoder}
     if len(shape) not in builders:
-        raise ValueError(f"no encoder for input shape {shape}: expected (D,), (S, D) or (S, C, h, w)")
+        raise BadInput(f"no encoder for input shape {shape}: expected (D,), (S, D) or (S, C, h, w)")
     return builders[len(shape)](shape, dim, n_heads, dropout)
 
 

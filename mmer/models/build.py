@@ -1,7 +1,7 @@
 """The emotion model: per-modality encoders -> fusion -> heads, built from the config.
 
 ``build_model(cfg, input_shapes, n_classes=...)`` where ``input_shapes`` maps batch keys
-to per-item shapes (no batch axis), as :attr:`mmer.data.dataset.FeatureDataset.input_shapes`
+to per-item shapes (no batch axis), as :attr:`mmer.inputs.datasets.FeatureDataset.input_shapes`
 reports them, e.g. ``{"video": (6, 2048, 4, 4), "audio": (6, 512)}``.
 """
 from __future__ import annotations
@@ -14,34 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmer.config import Config, ModelConfig
+from mmer.config import Config, ConfigError, ModelConfig, input_keys
+from mmer.config.keys import TOKEN_KEYS, uses_tokens
+from mmer.errors import BadInput
 from mmer.models.attention import make_encoder
 from mmer.models.fusion import LateFusion, make_fusion
 from mmer.models.heads import EmbeddingHead, LateFusionHead, ModelOutput
+from mmer.models.text import TokenTextModel, build_text_encoder
 
 log = logging.getLogger(__name__)
-
-MODALITIES = ("audio", "video", "visual", "text", "egemaps")
-
-
-def input_keys(model_cfg: ModelConfig) -> dict[str, str]:
-    """{modality: batch key} for ``model.modalities``.
-
-    Audio is read from ``"logmel"`` when ``model.audio_encoder == "resnet18"`` (the model
-    holds the ResNet-18), else from the cached ``"audio"`` features. The ``"egemaps"``
-    modality is the clip's cached openSMILE eGeMAPS functionals (``audio.functionals``).
-    """
-    mods = list(model_cfg.modalities)
-    unknown = [m for m in mods if m not in MODALITIES]
-    if unknown or not mods:
-        raise ValueError(f"model.modalities {mods}: unknown or empty; valid: {', '.join(MODALITIES)}")
-    if len(set(mods)) != len(mods):
-        raise ValueError(f"model.modalities {mods} lists a modality twice")
-    keys = {m: m for m in mods}
-    if "audio" in keys and model_cfg.audio_encoder == "resnet18":
-        keys["audio"] = "logmel"
-    return keys
-
 
 class InputStandardizer(nn.Module):
     """Per-channel (x - mean) / std with statistics fitted on the training clips.
@@ -113,7 +94,8 @@ class EmotionModel(nn.Module):
         Log-mels are left alone: they are normalised per clip and the ResNet has BatchNorm.
         """
         for modality, norm in self.norms.items():
-            norm.fit(inputs[self.input_keys[modality]])
+            if self.input_keys[modality] in inputs:  # text from token ids comes from the model
+                norm.fit(inputs[self.input_keys[modality]])
 
 
 def _mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:
@@ -152,18 +134,31 @@ class EnsembleModel(nn.Module):
 
 
 def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_classes: int,
-                extra_classes: Mapping[str, int] | None = None) -> EmotionModel | EnsembleModel:
+                extra_classes: Mapping[str, int] | None = None,
+                vocab: tuple[int, int] | None = None) -> nn.Module:
     """The model of ``cfg.model`` for inputs of `input_shapes` and `n_classes` emotions:
-    one :class:`EmotionModel`, or an :class:`EnsembleModel` of ``model.ensemble`` of them.
+    one :class:`EmotionModel`, or an :class:`EnsembleModel` of ``model.ensemble`` of them,
+    behind a :class:`TokenTextModel` when the text encoder is trained on token ids.
 
     `extra_classes`: extra classification tasks on the fused vector, e.g.
     ``{"sentiment": 3}`` for MELD (reported in ``ModelOutput.extra_logits``).
+    `vocab`: (vocabulary size, padding id) of the tokenizer, for a trained text encoder.
     """
     m = cfg.model
     if m.ensemble < 1:
-        raise ValueError(f"model.ensemble must be 1 or more, got {m.ensemble}")
+        raise ConfigError(f"model.ensemble must be 1 or more, got {m.ensemble}")
+    encoder = None
+    if "text" in input_keys(m).values() and uses_tokens(cfg.text):
+        if vocab is None:
+            raise ConfigError("a trained text encoder (text.encoder: scratch or text.finetune) "
+                              "needs the tokenizer's vocabulary")
+        encoder = build_text_encoder(cfg.text, vocab_size=vocab[0], pad_id=vocab[1], dropout=m.dropout)
+        input_shapes = {**{k: v for k, v in input_shapes.items() if k not in TOKEN_KEYS},
+                        "text": [encoder.out_dim]}
     members = [_emotion_model(m, input_shapes, n_classes, extra_classes) for _ in range(m.ensemble)]
-    model = members[0] if m.ensemble == 1 else EnsembleModel(members)
+    model: nn.Module = members[0] if m.ensemble == 1 else EnsembleModel(members)
+    if encoder is not None:
+        model = TokenTextModel(encoder, model)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s%s fusion over %s, %d parameters",
              f"ensemble of {m.ensemble}, " if m.ensemble > 1 else "", m.fusion, m.modalities, n_params)
@@ -177,7 +172,7 @@ def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_
     if missing:
         hint = (" (egemaps: set audio.functionals: egemaps and run python -m mmer.extract)"
                 if "egemaps" in missing else "")
-        raise ValueError(f"model.modalities {m.modalities} need inputs {missing}, but the data has "
+        raise BadInput(f"model.modalities {m.modalities} need inputs {missing}, but the data has "
                          f"only {sorted(input_shapes)}{hint}")
     encoders = {}
     for modality, key in keys.items():

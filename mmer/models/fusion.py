@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmer.errors import BadInput
 from mmer.models.attention import CrossAttentionBlock
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,14 @@ def make_fusion(name: str, *, modalities: Sequence[str], dim: int, n_heads: int,
                 dropout: float) -> nn.Module:
     """Build fusion `name` (one of :data:`FUSIONS`); raises ValueError listing the valid names."""
     if not modalities:
-        raise ValueError("fusion needs at least one modality")
+        raise BadInput("fusion needs at least one modality")
     if name == "cross_attention":
         return CrossAttentionFusion(modalities, dim, n_heads, dropout)
     if name == "concat":
         return ConcatFusion(modalities, dim, dropout)
     if name == "late":
         return LateFusion(modalities, dim)
-    raise ValueError(f"unknown fusion {name!r}; valid: {', '.join(FUSIONS)}")
+    raise BadInput(f"unknown fusion {name!r}; valid: {', '.join(FUSIONS)}")
 
 
 def _mixer(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:

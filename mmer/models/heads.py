@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmer.errors import BadInput
+
 
 @dataclass
 class ModelOutput:
@@ -62,7 +64,7 @@ class LateFusionHead(nn.Module):
         if weights is None:
             weights = [1.0 / len(self.modalities)] * len(self.modalities)
         if len(weights) != len(self.modalities):
-            raise ValueError(f"model.late_weights has {len(weights)} values for "
+            raise BadInput(f"model.late_weights has {len(weights)} values for "
                              f"{len(self.modalities)} modalities {self.modalities}")
         self.register_buffer("weights", torch.tensor([float(w) for w in weights]), persistent=False)
         self.heads = nn.ModuleList(EmbeddingHead(in_dim, embed_dim, n_classes, dropout, extra_classes)

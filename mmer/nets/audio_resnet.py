@@ -8,7 +8,7 @@ shape equals torchvision's ``resnet18`` except two documented differences:
 - ``conv1`` takes 1 input channel instead of 3. When torchvision's ImageNet
   checkpoint (``resnet18-f37072fd.pth``) is loaded, its RGB ``conv1`` kernels are
   summed over the colour axis (layout ``"torchvision_1ch"`` in
-  :mod:`mmer.models.pretrained`). A grey image x fed as (x, x, x) to the RGB network
+  :mod:`mmer.nets.pretrained`). A grey image x fed as (x, x, x) to the RGB network
   gives exactly the response of the summed kernel to x, so the pretrained filters
   keep their meaning on a spectrogram.
 - There is no ``fc``: the ImageNet classifier is not used for features; its keys are
@@ -23,6 +23,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, conv1x1
+
+from mmer.errors import BadInput
 
 RESNET18_LAYERS = (2, 2, 2, 2)
 
@@ -44,9 +46,9 @@ class AudioResNet18(nn.Module):
     def __init__(self, width: int = 64, output: Literal["map", "pooled"] = "pooled") -> None:
         super().__init__()
         if width < 1:
-            raise ValueError(f"AudioResNet18: width must be positive, got {width}")
+            raise BadInput(f"AudioResNet18: width must be positive, got {width}")
         if output not in ("map", "pooled"):
-            raise ValueError(f"AudioResNet18: unknown output {output!r}; choices: map, pooled")
+            raise BadInput(f"AudioResNet18: unknown output {output!r}; choices: map, pooled")
         self.output = output
         self.conv1 = nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)

@@ -7,7 +7,7 @@ documented exceptions are tolerated, and both are recorded in the returned metad
 
 - ``IGNORABLE_PREFIXES``: classifier keys (``fc.*``, ``classifier.*``) of a checkpoint
   whose target module has no classifier at all (a feature extractor such as
-  :class:`~mmer.models.audio_resnet.AudioResNet18`). They are listed under ``ignored``.
+  :class:`~mmer.nets.audio_resnet.AudioResNet18`). They are listed under ``ignored``.
 - ``*.num_batches_tracked`` BatchNorm counters absent from the checkpoint: files
   written before PyTorch 0.4 (the 2017/2018 Hara releases) do not have them, and they
   play no part in inference. Counted under ``absent_buffers``.
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mmer.config import BackboneConfig
+from mmer.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ STANDARD_FILES = {"r3d_101": "resnet-101-kinetics.pth", "r3d_18": "r3d_18-b3b335
                   "resnet18": "resnet18-f37072fd.pth"}
 
 
-class WeightLoadError(ValueError):
+class WeightLoadError(BadInput):
     """A checkpoint that cannot be loaded as given; the message names the file."""
 
 
@@ -62,7 +63,7 @@ def weight_file(bb: BackboneConfig, part: str) -> Path:
         return Path(bb.weights_dir) / (bb.video_weights or STANDARD_FILES[bb.video])
     if part == "audio":
         return Path(bb.weights_dir) / bb.audio_weights
-    raise ValueError(f"unknown backbone part {part!r}; choices: video, audio")
+    raise BadInput(f"unknown backbone part {part!r}; choices: video, audio")
 
 
 def load_backbone_weights(module: nn.Module, path: str | Path, *, layout: str,
@@ -75,9 +76,9 @@ def load_backbone_weights(module: nn.Module, path: str | Path, *, layout: str,
     Raises :class:`MissingWeightsError` (required, no file) or :class:`WeightLoadError`.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown weight layout {layout!r}; choices: {', '.join(LAYOUTS)}")
+        raise BadInput(f"unknown weight layout {layout!r}; choices: {', '.join(LAYOUTS)}")
     if policy not in POLICIES:
-        raise ValueError(f"unknown pretrained policy {policy!r}; choices: {', '.join(POLICIES)}")
+        raise BadInput(f"unknown pretrained policy {policy!r}; choices: {', '.join(POLICIES)}")
     path = Path(path)
     meta: dict[str, Any] = {"file": str(path), "layout": layout, "policy": policy,
                             "status": "random", "reason": None, "missing": [],

@@ -8,7 +8,7 @@ what the spatial and channel attention layers of the model consume.
 3D-ResNets-PyTorch release (Hara, Kataoka, Satoh, CVPR 2018). Its parameter names and
 shapes are exactly those of the released Kinetics checkpoints
 (``resnet-101-kinetics.pth``) once their ``module.`` prefix is removed, so such a file
-loads with strict key and shape checking (see :mod:`mmer.models.pretrained`):
+loads with strict key and shape checking (see :mod:`mmer.nets.pretrained`):
 
 - ``conv1`` 7x7x7, stride (1, 2, 2), padding 3, no bias; ``bn1``; max-pool 3x3x3 with
   stride 2 in time *and* space;
@@ -27,6 +27,8 @@ from collections.abc import Callable
 from torch import Tensor, nn
 from torchvision.models.video import r3d_18
 
+from mmer.errors import BadInput
+
 HARA_LAYERS_101 = (3, 4, 23, 3)
 
 
@@ -35,7 +37,7 @@ class VideoBackbone(nn.Module):
 
     Subclasses implement :meth:`feature_map`; ``forward`` averages it over time.
     ``out_channels`` is C of the output and ``weight_layout`` names the checkpoint
-    layout :func:`mmer.models.pretrained.load_backbone_weights` expects for it.
+    layout :func:`mmer.nets.pretrained.load_backbone_weights` expects for it.
     """
 
     out_channels: int
@@ -91,7 +93,7 @@ class ResNet3D(VideoBackbone):
                  num_classes: int | None = 400) -> None:
         super().__init__()
         if len(layers) != 4:
-            raise ValueError(f"ResNet3D: layers must give 4 stage depths, got {layers}")
+            raise BadInput(f"ResNet3D: layers must give 4 stage depths, got {layers}")
         self.conv1 = nn.Conv3d(3, 64, kernel_size=7, stride=(1, 2, 2), padding=3, bias=False)
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -175,6 +177,6 @@ VIDEO_BACKBONES: dict[str, Callable[[], VideoBackbone]] = {
 def build_video_backbone(name: str) -> VideoBackbone:
     """Build a video backbone by its config name (``backbone.video``), randomly initialised."""
     if name not in VIDEO_BACKBONES:
-        raise ValueError(f"unknown video backbone {name!r}; choices: {', '.join(VIDEO_BACKBONES)}")
+        raise BadInput(f"unknown video backbone {name!r}; choices: {', '.join(VIDEO_BACKBONES)}")
     return VIDEO_BACKBONES[name]()
 

@@ -17,9 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 from mmer.config import MeldConfig
-from mmer.data.mediafiles import write_clip
-from mmer.data.synthetic import Look, render_frames, render_tone
 from mmer.io import atomic_write_text
+from mmer.media.write import write_clip
+from mmer.synth.render import Look, render_frames, render_tone
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Synthetic RAVDESS- and MELD-style clips whose picture and sound depend on the emotion.
+"""Synthetic clips whose picture and sound depend on the emotion.
 
 No RAVDESS video is available offline, so the video paths are developed on
 these: real H.264 + AAC mp4 containers with a cartoon face (an ellipse with
@@ -9,28 +9,19 @@ hue, background, position and pitch a little (odd actors lower, as RAVDESS's
 odd actors are male); strong intensity exaggerates the motion and tremolo.
 Everything is a pure function of the clip's name and the seed.
 
-Command line (see ``main``)::
-
-    python -m mmer.data.synthetic --out data/synth --actors 1-24 --meld 40
-
-writes ``data/synth/Actors/Actor_XX/01-01-EE-II-SS-RR-AA.mp4`` (and, with
-``--audio-twins``/``--video-twins``, ``03-...wav`` and video-only ``02-...mp4``)
-and with ``--meld N`` a MELD-style tree (see :mod:`mmer.data.synthetic_meld`).
+The set writers of each corpus (:mod:`mmer.synth.ravdess`, :mod:`mmer.synth.meld`,
+:mod:`mmer.datasets.crema_d`) draw every clip with these renderers.
 """
 from __future__ import annotations
 
 import colorsys
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
-from tqdm import tqdm
-
-from mmer.data.mediafiles import write_audio, write_clip
 
 log = logging.getLogger(__name__)
 
@@ -170,129 +161,3 @@ def render_tone(emotion: str, look: Look, *, sample_rate: int, seconds: float,
     wave = wave + rng.normal(0, 0.01, t.size)
     out = np.stack([wave * (1.0 - 0.1 * c) for c in range(channels)])
     return np.clip(out, -1, 1).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One RAVDESS speech trial (the name parts after modality and vocal channel)."""
-
-    emotion: int     # 1..8
-    intensity: int   # 1 normal, 2 strong
-    statement: int   # 1, 2
-    repetition: int  # 1, 2
-    actor: int       # 1..24
-
-    def name(self, modality: int, suffix: str) -> str:
-        parts = (modality, 1, self.emotion, self.intensity, self.statement, self.repetition,
-                 self.actor)
-        return "-".join(f"{p:02d}" for p in parts) + suffix
-
-
-def ravdess_trials(actors: Sequence[int], emotions: Sequence[int], statements: Sequence[int],
-                   repetitions: Sequence[int], intensities: Sequence[int]) -> list[Trial]:
-    """Sorted trials; neutral (01) has no strong intensity, as in RAVDESS."""
-    return [Trial(e, i, s, r, a) for a in sorted(actors) for e in sorted(emotions)
-            for i in sorted(intensities) if not (e == 1 and i == 2)
-            for s in sorted(statements) for r in sorted(repetitions)]
-
-
-def make_ravdess_set(out: str | Path, *, actors: Sequence[int] = range(1, 25),
-                     emotions: Sequence[int] = range(1, 9), statements: Sequence[int] = (1, 2),
-                     repetitions: Sequence[int] = (1, 2), intensities: Sequence[int] = (1, 2),
-                     size: tuple[int, int] = (128, 96), fps: float = 15.0,
-                     seconds: float = 2.0, sample_rate: int = 48000, seed: int = 0,
-                     audio_twins: bool = False, video_twins: bool = False) -> list[Path]:
-    """Write ``out/Actors/Actor_XX/01-01-EE-II-SS-RR-AA.mp4`` for every trial; return the paths.
-
-    H.264 (yuv420p) + stereo AAC at `sample_rate`, `size` = (width, height).
-    audio_twins: also ``03-...wav`` (mono 16-bit); video_twins: also ``02-...mp4`` (no audio).
-    """
-    names = {code: name for name, code in EMOTION_CODES.items()}
-    written = []
-    trials = ravdess_trials(actors, emotions, statements, repetitions, intensities)
-    for trial in tqdm(trials, desc="synthetic RAVDESS", disable=None):
-        folder = Path(out) / "Actors" / f"Actor_{trial.actor:02d}"
-        look = Look.of(trial.actor, seed)
-        clip_seed = [seed, trial.emotion, trial.intensity, trial.statement, trial.repetition,
-                     trial.actor]
-        kw = dict(strong=trial.intensity == 2, syllable_hz=3.0 + trial.statement,
-                  seed=int(np.random.default_rng(clip_seed).integers(2**31)))
-        emotion = names[trial.emotion]
-        tone = render_tone(emotion, look, sample_rate=sample_rate, seconds=seconds,
-                           channels=2, **kw)
-        frames = render_frames(emotion, look, size=size, fps=fps, seconds=seconds, **kw)
-        written.append(write_clip(folder / trial.name(1, ".mp4"), frames, fps, tone, sample_rate))
-        if video_twins:
-            frames = render_frames(emotion, look, size=size, fps=fps, seconds=seconds, **kw)
-            written.append(write_clip(folder / trial.name(2, ".mp4"), frames, fps))
-        if audio_twins:
-            written.append(write_audio(folder / trial.name(3, ".wav"), tone[0], sample_rate))
-    log.info("wrote %d synthetic RAVDESS files under %s", len(written), out)
-    return written
-
-
-def _int_range(text: str) -> list[int]:
-    """'1-4,7' -> [1, 2, 3, 4, 7]."""
-    values: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        values.extend(range(int(lo), int(hi or lo) + 1))
-    return values
-
-
-def _emotions(text: str) -> list[int]:
-    """'all', or codes and names separated by commas: '1,3,angry'."""
-    if text == "all":
-        return list(EMOTION_CODES.values())
-    return [int(t) if t.isdigit() else EMOTION_CODES[t] for t in text.split(",")]
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.lower().partition("x")
-    return int(width), int(height)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: ``python -m mmer.data.synthetic --out DIR ...``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m mmer.data.synthetic", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--actors", default="1-24", help="actor numbers, e.g. 1-24 or 1-4,7; "
-                        "'none' writes no RAVDESS clips")
-    parser.add_argument("--emotions", default="all", help="'all' or codes/names: 1,3,angry")
-    parser.add_argument("--statements", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repetitions", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--intensities", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT, even sides")
-    parser.add_argument("--fps", type=float, default=15.0)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--sample-rate", type=int, default=48000)
-    parser.add_argument("--audio-twins", action="store_true", help="also write 03-...wav")
-    parser.add_argument("--video-twins", action="store_true", help="also write 02-...mp4")
-    parser.add_argument("--meld", type=int, default=0, metavar="N",
-                        help="also write N MELD-style train utterances (+ dev and test)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        actors = [] if args.actors == "none" else _int_range(args.actors)
-        emotions = _emotions(args.emotions)
-    except (ValueError, KeyError) as err:
-        parser.error(f"bad --actors/--emotions value: {err}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    common = dict(size=args.size, fps=args.fps, seconds=args.seconds, seed=args.seed)
-    if actors:
-        make_ravdess_set(args.out, actors=actors, emotions=emotions, statements=args.statements,
-                         repetitions=args.repetitions, intensities=args.intensities,
-                         sample_rate=args.sample_rate, audio_twins=args.audio_twins,
-                         video_twins=args.video_twins, **common)
-    if args.meld:
-        from mmer.data.synthetic_meld import make_meld_set  # imports this module
-
-        make_meld_set(args.out, args.meld, **common)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

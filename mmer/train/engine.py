@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from mmer.data.dataset import mixup_batch
+from mmer.errors import TrainingStopped
+from mmer.inputs.datasets import mixup_batch
 from mmer.losses import EmotionLoss
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 _NOT_INPUTS = ("label", "index")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingStopped):
     """The loss became NaN or infinite; training stops instead of writing garbage."""
 
 

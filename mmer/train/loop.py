@@ -1,169 +1,45 @@
-"""Training of one fold: data from the feature cache, epochs, checkpoints, resume.
+"""The one training loop, for every model (audio, video, tables, text, any fusion).
 
-:func:`fold_data` reads the records, splits them (RAVDESS by actor with
-``fold_split``/``split_records``; MELD by its own train/dev/test) and loads the cached
-features; :func:`train_fold` trains with checkpoints in the fold folder. Rerunning the
-same command resumes from ``last.pt``; every epoch reseeds from ``(seed, epoch)``, so a
-resumed run ends with the same weights as an uninterrupted one.
+:func:`mmer.train.data.fold_data` gives the fold's datasets; :func:`train_fold` trains
+with checkpoints in the fold folder. Rerunning the same command resumes from ``last.pt``
+(model, optimizer, scheduler; every epoch reseeds from ``(seed, epoch)``), so a resumed
+run ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from mmer.config import Config, config_to_dict, save_config
-from mmer.data.dataset import FeatureDataset, eval_loader, label_names, train_loader
-from mmer.engine import embed, train_one_epoch
+from mmer.config import Config, ConfigError, config_to_dict, save_config
+from mmer.datasets import get_adapter
+from mmer.device import resolve_device
 from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
-from mmer.io import SkipList, atomic_write_json
+from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
+from mmer.io import atomic_write_json
 from mmer.losses import build_loss
-from mmer.models.build import build_model, input_keys
-from mmer.runs import git_info, load_checkpoint, read_metrics, save_checkpoint, write_metrics
+from mmer.models.build import build_model
+from mmer.nets.minilm import MiniLMEncoder
 from mmer.seed import derive_seed, seed_everything, set_deterministic
+from mmer.train.data import FoldData, fold_data
+from mmer.train.engine import embed, train_one_epoch
+from mmer.train.runs import (
+    git_info,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_metrics,
+    save_checkpoint,
+    write_metrics,
+)
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
-
-
-class CacheIncompleteError(RuntimeError):
-    """Clips without cached features: run the extractor first."""
-
-
-@dataclass
-class FoldData:
-    """The datasets of one fold and what a checkpoint must remember about them."""
-
-    parts: dict[str, FeatureDataset | None]
-    split: dict[str, Any]
-    label_names: list[str]
-    extra_classes: dict[str, int]
-    skips: SkipList
-
-
-def extra_label_names(dataset: str) -> dict[str, list[str]]:
-    """{task: label names} of the dataset's extra classification tasks: MELD's sentiment."""
-    if dataset == "meld":
-        from mmer.data.meld import MELD_SENTIMENTS
-        return {"sentiment": list(MELD_SENTIMENTS)}
-    return {}
-
-
-def extra_tasks(cfg: Config) -> dict[str, int]:
-    """Extra classification tasks of the dataset: MELD's sentiment (3 classes)."""
-    return {task: len(names) for task, names in extra_label_names(cfg.dataset).items()}
-
-
-def selection_metric(cfg: Config) -> str:
-    """The validation score ``best.pt`` maximises: MELD's benchmark metric is the
-    (support-)weighted F1 of the emotion head, RAVDESS's the UAR."""
-    return "weighted_f1" if cfg.dataset == "meld" else "uar"
-
-
-def split_parts(cfg: Config, records: list, fold: int) -> tuple[dict[str, list], dict[str, Any]]:
-    """({part: records}, split description) for `fold`."""
-    if cfg.dataset == "meld":
-        parts = {"train": [], "val": [], "test": []}
-        names = {"train": "train", "dev": "val", "test": "test"}
-        for r in records:
-            parts[names[r.clip_id.split("/", 1)[0]]].append(r)
-        clips = {p: [r.clip_id for r in parts[p]] for p in PARTS}
-        return parts, {"rule": "MELD train / dev (validation) / test", "clips": clips}
-    from mmer.data.splits import fold_split, record_actors, split_records, split_to_json
-    split = fold_split(record_actors(records), cfg.split, fold)
-    parts = split_records(records, split)
-    return {p: list(parts.get(p, [])) for p in PARTS}, split_to_json(split, parts)
-
-
-def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
-    """Records -> split -> cached entries -> datasets. Raises CacheIncompleteError when
-    clips have no cache entry and were not skipped by the extractor. `merge_val`: the
-    validation clips join the training clips (a refit; no validation part).
-
-    A text-only MELD model needs no clips: its entries are the CSV records themselves.
-    A ``"text"`` input is the clip's frozen sentence embedding, joined by clip."""
-    from mmer.extract import collect_records, needs_clips
-    from mmer.features.cache import FeatureCache
-    records, skips = collect_records(cfg)
-    cache = FeatureCache.for_config(cfg)
-    clips = needs_clips(cfg)
-    usable = _cached_records(records, cache, skips, cfg) if clips else records
-    keys = list(input_keys(cfg.model).values())
-    return _fold_datasets(cfg, usable, skips, fold, keys, cache, clips, merge_val)
-
-
-def _cached_records(records: list, cache, skips: SkipList, cfg: Config) -> list:
-    """The records with a cache entry; extraction skips are listed, other misses raise."""
-    skipped_before = {s.item for s in SkipList.read(cache.skip_file)} if cache.skip_file.is_file() else set()
-    usable, missing = [], []
-    for r in records:
-        if cache.has(r):
-            usable.append(r)
-        elif str(r.path) in skipped_before or r.clip_id in skipped_before:
-            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped.tsv)")
-        else:
-            missing.append(r)
-    if missing:
-        raise CacheIncompleteError(
-            f"{len(missing)} of {len(records)} clips have no cached features in {cache.dir} "
-            f"(first: {missing[0].clip_id}); run: python -m mmer.extract --config <this config>")
-    if not usable:
-        raise CacheIncompleteError(f"no clips with cached features for {cfg.dataset} in {cache.dir}")
-    return usable
-
-
-def _fold_datasets(cfg: Config, usable: list, skips: SkipList, fold: int, keys: list[str], cache,
-                   clips: bool, merge_val: bool = False) -> FoldData:
-    visual = None
-    if "visual" in keys:  # precomputed table: clips without a row and unused rows are listed
-        from mmer.data.visual_table import visual_features
-        visual, listing = visual_features(cfg.ravdess, usable)
-        skips.extend(listing)
-        usable = [r for r in usable if r.clip_id in visual]
-    parts, split = split_parts(cfg, usable, fold)
-    if merge_val:
-        parts, split = _merge_val(parts, split)
-    tasks = list(extra_tasks(cfg))
-    from mmer.extract import record_entry
-    datasets: dict[str, FeatureDataset | None] = {}
-    truncated = {}
-    for p in PARTS:
-        entries = [cache.get(r) for r in parts[p]] if clips else [record_entry(r) for r in parts[p]]
-        truncated[p] = sum(bool((e.get("meta") or {}).get("truncated")) for e in entries)
-        if "text" in keys:
-            from mmer.features.text import with_text
-            entries = with_text(entries, cfg)
-        if visual is not None:
-            from mmer.data.visual_table import with_visual
-            entries = with_visual(entries, visual)
-        if cfg.model.speaker_norm and entries:  # each side's speakers are its own
-            from mmer.data.speaker_norm import speaker_normalise
-            entries = speaker_normalise(entries, keys)
-        datasets[p] = FeatureDataset(entries, keys, augment=cfg.train.augment, seed=cfg.train.seed,
-                                     extra_targets=tasks) if entries else None
-    if datasets["train"] is None:
-        raise ValueError(f"fold {fold}: no training clips")
-    if cfg.dataset == "meld" and clips:
-        log.info("clips truncated at meld.max_seconds = %g s: %s", cfg.meld.max_seconds, truncated)
-    return FoldData(datasets, split, label_names(cfg.dataset), extra_tasks(cfg), skips)
-
-
-def _merge_val(parts: dict[str, list], split: dict[str, Any]) -> tuple[dict[str, list], dict[str, Any]]:
-    """The validation part moved into the training part, in the records and in the split
-    description (which records what was merged under ``"refit"``)."""
-    split = dict(split, refit={"val_actors": list((split.get("actors") or {}).get("val", [])),
-                               "val_clips": len(parts["val"])})
-    for side in ("actors", "clips"):
-        if side in split:
-            split[side] = dict(split[side], train=list(split[side]["train"]) + list(split[side]["val"]),
-                               val=[])
-    return dict(parts, train=parts["train"] + parts["val"], val=[]), split
 
 
 def lr_lambda(total_steps: int, warmup_steps: int):
@@ -176,14 +52,26 @@ def lr_lambda(total_steps: int, warmup_steps: int):
     return factor
 
 
+def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
+    """One group at ``train.lr``; a fine-tuned pretrained MiniLM's weights in a second
+    group at ``text.finetune_lr`` (they would be wrecked at the head's rate)."""
+    encoder = getattr(model, "text_encoder", None)
+    slow = list(encoder.parameters()) if isinstance(encoder, MiniLMEncoder) else []
+    slow_ids = {id(p) for p in slow}
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in slow_ids]}]
+    if slow:
+        groups.append({"params": slow, "lr": cfg.text.finetune_lr})
+    return groups
+
+
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     t = cfg.train
+    groups = param_groups(cfg, model)
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     if t.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay,
-                               nesterov=True)
-    raise ValueError(f"unknown train.optimizer {t.optimizer!r}; valid: adamw, sgd")
+        return torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+    raise ConfigError(f"unknown train.optimizer {t.optimizer!r}; valid: adamw, sgd")
 
 
 def score(model, dataset: FeatureDataset | None, names: list[str], device, batch_size: int,
@@ -216,7 +104,7 @@ def run_fold(cfg: Config, fold: int, out_dir: str | Path) -> dict[str, Any]:
     if not cfg.train.refit:
         return train_fold(cfg, data, out_dir)
     if data.parts["val"] is None:
-        raise ValueError(f"fold {fold}: train.refit needs validation clips to choose the epoch count "
+        raise ConfigError(f"fold {fold}: train.refit needs validation clips to choose the epoch count "
                          f"(split.n_val_actors is 0)")
     selected = train_fold(cfg, data, Path(out_dir) / "select")
     result = train_fold(cfg, fold_data(cfg, fold, merge_val=True), out_dir, stop_after=selected["epoch"])
@@ -235,31 +123,24 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     schedule still spans all of them). Without validation clips the last epoch is best."""
     out_dir = Path(out_dir)
     t = cfg.train
-    from mmer.extract import resolve_device
     device = resolve_device(t.device)
     set_deterministic(t.deterministic)
     seed_everything(t.seed)
-    train_set = data.parts["train"]
-    model = build_model(cfg, train_set.input_shapes, n_classes=len(data.label_names),
-                        extra_classes=data.extra_classes)
-    model.fit_input_stats(train_set.inputs)
-    model = model.to(device)
-    loss_fn = build_loss(cfg.loss, data.label_names, train_labels=train_set.labels.tolist(),
-                         extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes},
-                         extra_train_labels={k: (train_set.targets[k].tolist(), n)
-                                             for k, n in data.extra_classes.items()}).to(device)
+    train_set, tok = data.parts["train"], data.tokenizer
+    model, loss_fn = _model_and_loss(cfg, data, device)
     optimizer = make_optimizer(cfg, model)
     steps = len(train_loader(train_set, t, seed=t.seed, epoch=0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(steps * t.epochs, steps * t.warmup_epochs))
     state = {"config": config_to_dict(cfg), "split": data.split, "label_names": data.label_names,
              "input_shapes": {k: list(v) for k, v in train_set.input_shapes.items()},
-             "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent)}
+             "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent),
+             "tokenizer": tok.state() if tok is not None else None}
     start, best = _start(out_dir, state, model, optimizer, scheduler)
-    key, extra_names = selection_metric(cfg), extra_label_names(cfg.dataset)
+    adapter = get_adapter(cfg)
+    key, extra_names = adapter.selection_metric, adapter.extra_tasks
     _announce(cfg, out_dir, state, data)
     rows = [r for r in read_metrics(out_dir / "metrics.jsonl") if r["epoch"] <= start]
-    from torch.utils.tensorboard import SummaryWriter
     writer = SummaryWriter(str(out_dir), purge_step=start + 1)
     end = t.epochs if stop_after is None else min(stop_after, t.epochs)
     try:
@@ -274,14 +155,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
             row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train_m.items()},
                    **{f"val_{k}": v for k, v in val_m.items()}}
             rows.append(row)
-            for k, v in row.items():
-                if k != "epoch":
-                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+            _log_row(writer, row)
             state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), metrics=row)
-            # Without validation actors the last epoch counts as the best.
-            if best is None or not val_m or val_m[key] > best.get(f"val_{key}", -1.0):
+            if _improves(best, val_m, key):
                 best = {"epoch": epoch + 1, "selected_by": f"val_{key}" if val_m else "last epoch (no validation)",
                         "val_uar": -1.0,
                         "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
@@ -293,6 +170,33 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     return _result(cfg, data, out_dir, best, device)
 
 
+def _model_and_loss(cfg: Config, data: FoldData, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The model (input standardisers fitted on the training clips) and its loss, on `device`."""
+    train_set, tok = data.parts["train"], data.tokenizer
+    model = build_model(cfg, train_set.input_shapes, n_classes=len(data.label_names),
+                        extra_classes=data.extra_classes,
+                        vocab=(tok.vocab_size, tok.pad_id) if tok is not None else None)
+    model.fit_input_stats(train_set.inputs)
+    loss_fn = build_loss(cfg.loss, data.label_names, train_labels=train_set.labels.tolist(),
+                         extra_weights={k: cfg.loss.sentiment_weight for k in data.extra_classes},
+                         extra_train_labels={k: (train_set.targets[k].tolist(), n)
+                                             for k, n in data.extra_classes.items()})
+    return model.to(device), loss_fn.to(device)
+
+
+def _log_row(writer: SummaryWriter, row: dict[str, Any]) -> None:
+    for k, v in row.items():
+        if k != "epoch":
+            writer.add_scalar(k.replace("_", "/", 1), v, row["epoch"])
+    log.info("epoch %d: %s", row["epoch"], {k: round(v, 4) for k, v in row.items()})
+
+
+def _improves(best: dict | None, val_m: dict[str, float], key: str) -> bool:
+    """Whether this epoch becomes best.pt: a higher validation `key`, or any epoch without
+    validation clips (then the last epoch counts as the best)."""
+    return best is None or not val_m or val_m[key] > best.get(f"val_{key}", -1.0)
+
+
 def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int, dict | None]:
     """(epochs already done, best so far) from ``last.pt``, after loading its states."""
     last = out_dir / "last.pt"
@@ -301,7 +205,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
     ckpt = load_checkpoint(last)
     if ckpt["config"] != state["config"]:
         diff = _diff(ckpt["config"], state["config"])
-        raise ValueError(f"{last} was trained with another config ({', '.join(diff[:5])}); "
+        raise ConfigError(f"{last} was trained with another config ({', '.join(diff[:5])}); "
                          f"use --run-name for a new run or delete {out_dir}")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -325,10 +229,9 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
 def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
     result: dict[str, Any] = dict(best or {})
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
-        from mmer.runs import model_from_checkpoint
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
         test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
-                     extra_label_names(cfg.dataset))
+                     get_adapter(cfg).extra_tasks)
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
 

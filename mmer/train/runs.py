@@ -9,7 +9,7 @@ A checkpoint is a dict (format :data:`CHECKPOINT_FORMAT`)::
     {"format", "epoch" (epochs completed), "model", "optimizer", "scheduler",
      "best": {"epoch", "val_uar"}, "metrics" (that epoch's), "config" (resolved dict),
      "split": {"train", "val", "test"}, "label_names", "input_shapes", "extra_classes",
-     "git": {"sha", "dirty"}}
+     "git": {"sha", "dirty"}, "tokenizer": state of a trained text encoder's tokenizer or None}
 
 so :func:`model_from_checkpoint` rebuilds the model without the command line.
 """
@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from mmer.config import config_from_dict
+from mmer.errors import BadInput
+from mmer.features.tokenizer import Tokenizer, tokenizer_from_state
 from mmer.io import atomic_save, atomic_write_json, atomic_write_text
 from mmer.models.build import build_model
 
@@ -62,9 +64,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file fails in many ways
-        raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from err
+        raise BadInput(f"{path}: not a readable mmer checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an mmer checkpoint of format {CHECKPOINT_FORMAT}")
+        raise BadInput(f"{path}: not an mmer checkpoint of format {CHECKPOINT_FORMAT}")
     return ckpt
 
 
@@ -77,10 +79,18 @@ def model_from_checkpoint(ckpt: Mapping[str, Any] | str | Path) -> tuple[nn.Modu
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
     cfg = config_from_dict(ckpt["config"], source="checkpoint config")
+    tok = checkpoint_tokenizer(ckpt)
     model = build_model(cfg, {k: tuple(v) for k, v in ckpt["input_shapes"].items()},
-                        n_classes=len(ckpt["label_names"]), extra_classes=ckpt.get("extra_classes"))
+                        n_classes=len(ckpt["label_names"]), extra_classes=ckpt.get("extra_classes"),
+                        vocab=(tok.vocab_size, tok.pad_id) if tok is not None else None)
     model.load_state_dict(ckpt["model"])
     return model.eval(), dict(ckpt)
+
+
+def checkpoint_tokenizer(ckpt: Mapping[str, Any]) -> Tokenizer | None:
+    """The tokenizer a trained text encoder was fitted with (None for other models)."""
+    state = ckpt.get("tokenizer")
+    return tokenizer_from_state(state) if state else None
 
 
 def write_metrics(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:

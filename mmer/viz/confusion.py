@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
+from mmer.errors import BadInput
 from mmer.io import atomic_path  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def plot_confusion(cm: np.ndarray, label_names: Sequence[str], path: str | Path,
     cm = np.asarray(cm)
     k = len(label_names)
     if cm.shape != (k, k):
-        raise ValueError(f"confusion matrix shape {cm.shape} does not match {k} labels")
+        raise BadInput(f"confusion matrix shape {cm.shape} does not match {k} labels")
     side = max(4.5, 0.6 * k + 2.5)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.0, side))
     panels = [(cm.astype(np.int64), "counts", "d"), (row_normalise(cm), "row-normalised (recall)", ".2f")]

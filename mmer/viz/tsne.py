@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402  (a scikit-learn dependency)
 
+from mmer.errors import BadInput
 from mmer.viz.confusion import save_png  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def tsne_2d(emb: np.ndarray, *, perplexity: float = 30.0, seed: int = 0) -> np.n
     emb = np.asarray(emb, dtype=np.float32)
     n = len(emb)
     if n < 3:
-        raise ValueError(f"t-SNE needs at least 3 points, got {n}")
+        raise BadInput(f"t-SNE needs at least 3 points, got {n}")
     usable = min(perplexity, (n - 1) / 3)
     if usable < perplexity:
         log.info("t-SNE perplexity lowered from %g to %.3g for %d points", perplexity, usable, n)
@@ -76,10 +77,10 @@ def plot_tsne(points: np.ndarray, colourings: Sequence[Colouring], path: str | P
     """Save a PNG with one scatter panel of `points` (N, 2) per colouring; returns the path."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must be (N, 2), got {points.shape}")
+        raise BadInput(f"points must be (N, 2), got {points.shape}")
     for colouring in colourings:
         if len(colouring.values) != len(points):
-            raise ValueError(f"panel '{colouring.title}': {len(colouring.values)} values "
+            raise BadInput(f"panel '{colouring.title}': {len(colouring.values)} values "
                              f"for {len(points)} points")
     fig, axes = plt.subplots(1, len(colourings), figsize=(6.2 * len(colourings), 5.0),
                              squeeze=False)

@@ -1,0 +1,68 @@
+"""``python train.py``: train the emotion model, one fold or every fold.
+
+    python train.py --config configs/ravdess.yaml [--fold K | --folds all]
+                    [--set key=value ...] [--run-name NAME] [--extract]
+
+Every model trains through the one loop (:mod:`mmer.train.loop`), text models included.
+Writes ``<train.runs_dir>/<NAME>/fold_<k>/`` (config.yaml, split.json, metrics.jsonl,
+last.pt, best.pt, skipped.tsv, TensorBoard events). Rerunning the same command resumes
+from ``last.pt``. ``--folds all`` trains every fold and writes ``summary.md``/``summary.json``
+(per fold, mean +- std) to ``<runs_dir>/<NAME>/``.
+Exit codes: 0 done, 1 training stopped (e.g. a non-finite loss), 2 bad config or data,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from mmer.cli import add_config_args, load_args_config, run_command
+from mmer.datasets import get_adapter
+from mmer.errors import ConfigError
+from mmer.features.pipeline import extract
+from mmer.train.loop import run_fold
+from mmer.train.runs import fold_dir, summarise_folds, write_summary
+
+log = logging.getLogger("train")
+SUMMARY_KEYS = ("val_uar", "val_accuracy", "test_accuracy", "test_uar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n")[0])
+    add_config_args(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--fold", type=int, default=None, help="fold to train (default: split.fold)")
+    which.add_argument("--folds", choices=("all",), default=None, help="train every fold")
+    parser.add_argument("--run-name", default=None, help="run folder name (default: the config's name)")
+    parser.add_argument("--extract", action="store_true",
+                        help="extract missing features first (python -m mmer.extract) instead of failing")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_args_config(args)
+    if get_adapter(cfg).fixed_split and args.folds == "all":
+        raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
+    if args.extract:
+        extract(cfg)
+    name = args.run_name or cfg.name
+    folds = list(range(cfg.split.n_folds)) if args.folds == "all" else [
+        cfg.split.fold if args.fold is None else args.fold]
+    results = {}
+    for fold in folds:
+        out = fold_dir(cfg.train.runs_dir, name, fold)
+        log.info("fold %d -> %s", fold, out)
+        results[fold] = run_fold(cfg, fold, out)
+        log.info("fold %d result: %s", fold, results[fold])
+    if args.folds == "all":
+        root = fold_dir(cfg.train.runs_dir, name, 0).parent
+        keys = SUMMARY_KEYS + (("select_test_accuracy", "select_test_uar") if cfg.train.refit else ())
+        table = write_summary(root, summarise_folds(results, keys), keys)
+        log.info("summary (%s):\n%s", root / "summary.md", table)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv, interrupted=(
+        "finished epochs are kept in the fold's last.pt; rerun the same command to resume"))

@@ -1,0 +1,1 @@
+"""Package marker: model inputs (the input builder, torch datasets, speaker normalisation)."""

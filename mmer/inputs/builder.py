@@ -1,0 +1,128 @@
+"""The one way records become model inputs, used by training, evaluation and predict alike.
+
+:func:`model_entries` turns records into the entries the model reads, in this order:
+
+1. the clip's feature-cache entry (:mod:`mmer.features.cache`), or, for a model that
+   reads no media (text-only MELD), the record's own fields;
+2. the text: the frozen MiniLM sentence embedding (``"text"``), or token ids and mask
+   (``"input_ids"``, ``"attention_mask"``) for a trained text encoder, by the tokenizer
+   fitted on the training texts;
+3. the precomputed visual table row (``"visual"``) when the model reads one;
+4. per-speaker standardisation (``model.speaker_norm``).
+
+An entry is the dict of docs/design.md; :func:`mmer.inputs.datasets.FeatureDataset`
+stacks the keys of :func:`mmer.config.keys.batch_keys` into tensors.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from mmer.config import Config
+from mmer.config.keys import TOKEN_KEYS, batch_keys, input_keys, needs_media, uses_tokens
+from mmer.datasets import get_adapter
+from mmer.datasets.records import ClipRecord
+from mmer.datasets.visual_table import visual_features, with_visual
+from mmer.errors import BadInput
+from mmer.features.cache import FeatureCache, record_entry
+from mmer.features.text import with_text
+from mmer.features.tokenizer import Tokenizer
+from mmer.inputs.speaker_norm import speaker_normalise
+
+log = logging.getLogger(__name__)
+
+
+class MissingFeaturesError(BadInput):
+    """Clips to be used that have no cached features (or no visual-table row)."""
+
+
+def base_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[dict[str, Any]]:
+    """Cache entries of `records` in order (record fields alone when the model reads no media).
+
+    Raises :class:`MissingFeaturesError` naming the cache and the first clip without one.
+    """
+    if not needs_media(cfg):
+        return [record_entry(r) for r in records]
+    cache = FeatureCache.for_config(cfg)
+    entries, missing = cache.load_all(records)
+    if missing:
+        raise MissingFeaturesError(
+            f"{len(missing)} of {len(records)} {what} clips have no cached features in {cache.dir} "
+            f"(first: {missing[0].clip_id}); run: python -m mmer.extract with the run's config "
+            f"(or evaluate.py --extract)")
+    return entries
+
+
+def with_tokens(entries: Sequence[Mapping[str, Any]], tokenizer: Tokenizer,
+                max_tokens: int) -> list[dict[str, Any]]:
+    """Copies of `entries` with ``input_ids`` and ``attention_mask`` (max_tokens,) of their text."""
+    if not entries:
+        return []
+    batch = tokenizer.encode([str(e["extra"]["text"]) for e in entries], max_tokens)
+    return [dict(e, input_ids=ids, attention_mask=mask)
+            for e, ids, mask in zip(entries, batch.ids, batch.mask, strict=True)]
+
+
+def visual_section(cfg: Config) -> Any:
+    """The config section naming the corpus's visual table; refused for a corpus without one."""
+    section = get_adapter(cfg).visual_section(cfg)
+    if section is None:
+        raise BadInput(f"model.modalities has 'visual' but dataset {cfg.dataset} has no visual table")
+    return section
+
+
+def visual_rows(cfg: Config, records: Sequence[ClipRecord], what: str) -> dict[str, torch.Tensor]:
+    """{clip id: visual-table row} of `records`. For clips of other data (`what` is
+    ``"evaluation"``) rows of unknown clips are listed in the log; for a run's own clips
+    a missing row is an error."""
+    section = visual_section(cfg)
+    other = what == "evaluation"
+    rows, _ = visual_features(section, records, list_unused=other)
+    lacking = [r.clip_id for r in records if r.clip_id not in rows]
+    if lacking and not other:
+        raise MissingFeaturesError(f"{len(lacking)} {what} clips have no row in the visual table "
+                                   f"{section.visual_table} (first: {lacking[0]})")
+    return rows
+
+
+def model_entries(cfg: Config, records: Sequence[ClipRecord], what: str, *,
+                  tokenizer: Tokenizer | None = None,
+                  visual: Mapping[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    """The model's input entries of `records` (steps 1-4 of the module docstring).
+
+    `what` names the clips in messages (``"train"``, ``"test"``, ``"evaluation"``: clips of
+    another data root, whose missing visual rows leave them out instead of failing).
+    `tokenizer`: required when the text encoder is trained. `visual`: rows already read.
+    """
+    entries = base_entries(cfg, records, what)
+    return finish_entries(cfg, entries, records, what, tokenizer=tokenizer, visual=visual)
+
+
+def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequence[ClipRecord],
+                   what: str, *, tokenizer: Tokenizer | None = None,
+                   visual: Mapping[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    """Steps 2-4 on base entries (cache entries, or entries a clip was just featurised into)."""
+    keys = batch_keys(cfg)
+    entries = list(entries)
+    if "text" in keys:
+        entries = with_text(entries, cfg)
+    if TOKEN_KEYS[0] in keys:
+        if tokenizer is None:
+            raise BadInput("a trained text encoder needs the run's tokenizer (checkpoint 'tokenizer')")
+        entries = with_tokens(entries, tokenizer, cfg.text.max_tokens)
+    if "visual" in keys:
+        rows = visual if visual is not None else visual_rows(cfg, records, what)
+        entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
+    if cfg.model.speaker_norm and entries:  # each side's speakers are its own
+        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS])
+    return entries
+
+
+def text_mode(cfg: Config) -> str | None:
+    """How the model reads text: ``"embedding"`` (frozen MiniLM), ``"tokens"``, or None."""
+    if "text" not in input_keys(cfg.model).values():
+        return None
+    return "tokens" if uses_tokens(cfg.text) else "embedding"

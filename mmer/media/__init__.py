@@ -1,0 +1,1 @@
+"""Package marker: media decoding (PyAV) and media writing."""

