@@ -1,0 +1,91 @@
+"""Helpers shared by the 2D frame encoders ported from other frameworks' checkpoints.
+
+- Strict state loading that names every missing, unexpected and shape-mismatched key
+  (:func:`load_state_strict`). Unlike :mod:`mmer.models.pretrained` it tolerates nothing:
+  converters must produce every tensor the module has, BatchNorm counters included.
+- TensorFlow's ``'same'`` padding (:func:`pad_same`): for a stride-2 window TF pads the
+  bottom/right side more than the top/left one, which PyTorch's symmetric ``padding=``
+  cannot express, and the amount depends on the input size, so it is computed per call.
+
+This module reads no files and depends on nothing else in mmer, so it survives moves of
+the package around it.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmer.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+_LIST_AT_MOST = 12
+
+
+class FrameWeightError(BadInput):
+    """A weight file that cannot be loaded as given; the message names the file and the problem."""
+
+
+class MissingFrameWeightsError(FrameWeightError):
+    """A required weight file is not on disk."""
+
+
+def state_problems(module: nn.Module, state: Mapping[str, Tensor]) -> dict[str, list[str]]:
+    """Keys of `state` that do not fit `module`: ``missing``, ``unexpected``, ``mismatched``."""
+    expected = module.state_dict()
+    return {
+        "missing": [k for k in expected if k not in state],
+        "unexpected": sorted(k for k in state if k not in expected),
+        "mismatched": [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                       for k, v in expected.items() if k in state and state[k].shape != v.shape],
+    }
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, Tensor], source: str) -> dict[str, int]:
+    """Copy `state` into `module` after checking that keys and shapes match exactly.
+
+    Raises :class:`FrameWeightError` naming `source` and listing every missing,
+    unexpected and shape-mismatched key. Returns ``{"tensors": number copied}``.
+    """
+    problems = state_problems(module, state)
+    found = [f"{name} ({len(keys)}): {_clip(keys)}" for name, keys in problems.items() if keys]
+    if found:
+        raise FrameWeightError(f"{source}: weights do not match {type(module).__name__}; "
+                               + "; ".join(found))
+    module.load_state_dict(dict(state), strict=True)
+    log.info("%s: loaded %d tensors into %s", source, len(state), type(module).__name__)
+    return {"tensors": len(state)}
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of TF ``'same'`` along one axis: output ceil(size / stride)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def pad_same(x: Tensor, kernel: int, stride: int, value: float = 0.0) -> Tensor:
+    """Pad (N, C, H, W) `x` as TF ``'same'`` would before a `kernel` x `kernel` window.
+
+    `value` fills the border: 0 for convolutions, ``-inf`` for max pooling (TF's max
+    pool ignores padded cells, which -inf reproduces).
+    """
+    top, bottom = same_padding(x.shape[-2], kernel, stride)
+    left, right = same_padding(x.shape[-1], kernel, stride)
+    if top == bottom == left == right == 0:
+        return x
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+def zero_counter() -> Tensor:
+    """A BatchNorm ``num_batches_tracked`` value for checkpoints that do not store one."""
+    return torch.tensor(0, dtype=torch.long)
+
+
+def _clip(keys: list[str]) -> str:
+    more = len(keys) - _LIST_AT_MOST
+    return ", ".join(keys[:_LIST_AT_MOST]) + (f", ... and {more} more" if more > 0 else "")

@@ -1,0 +1,194 @@
+"""Whisper front end, CTranslate2 model.bin reader, PyTorch encoder (and, when the real
+folder and ctranslate2 are here, agreement with CTranslate2 on a real RAVDESS clip)."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from mmer.features.whisper import N_FRAMES, SAMPLE_RATE, mel_filters, whisper_log_mel
+from mmer.nets.ct2 import Ct2FormatError, dequantize, parse_ct2, read_ct2
+from mmer.nets.whisper import WhisperEncoder, WhisperEncoderConfig, WhisperLoadError, load_whisper_encoder
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DIR = ROOT / "resnet" / "whisper-tiny.en-ct2"
+_DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4}
+
+
+def write_ct2(path: Path, variables: dict[str, np.ndarray], aliases: dict[str, str] | None = None,
+              spec: str = "WhisperSpec", revision: int = 3, version: int = 6) -> None:
+    """Write a model.bin in CTranslate2's layout (see mmer.nets.ct2); test-only writer."""
+    def string(s: str) -> bytes:
+        raw = s.encode() + b"\0"
+        return struct.pack("<H", len(raw)) + raw
+
+    out = [struct.pack("<I", version), string(spec), struct.pack("<II", revision, len(variables))]
+    for name, arr in variables.items():
+        arr = np.asarray(arr, order="C")  # (ascontiguousarray would make a scalar 1-d)
+        out += [string(name), struct.pack("<B", arr.ndim), struct.pack(f"<{arr.ndim}I", *arr.shape),
+                struct.pack("<BI", _DTYPE_IDS[arr.dtype.name], arr.nbytes), arr.tobytes()]
+    aliases = aliases or {}
+    out.append(struct.pack("<I", len(aliases)))
+    for alias, target in aliases.items():
+        out += [string(alias), string(target)]
+    path.write_bytes(b"".join(out))
+
+
+def tone(freq: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# ---- front end -----------------------------------------------------------------------
+
+def test_mel_filters_equal_an_independent_slaney_bank():
+    audio_utils = pytest.importorskip("transformers.audio_utils")
+    ref = audio_utils.mel_filter_bank(num_frequency_bins=201, num_mel_filters=80, min_frequency=0.0,
+                                      max_frequency=8000.0, sampling_rate=SAMPLE_RATE,
+                                      norm="slaney", mel_scale="slaney")
+    assert mel_filters().shape == (80, 201)
+    np.testing.assert_allclose(mel_filters().numpy(), ref.T, atol=1e-6)
+
+
+@pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0])
+def test_pure_tone_peaks_in_its_mel_band(freq):
+    mel = whisper_log_mel(tone(freq))
+    centres = librosa.mel_frequencies(n_mels=82, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]
+    band = int(mel[:, 10:90].mean(dim=1).argmax())
+    assert abs(band - int(np.abs(centres - freq).argmin())) <= 1
+
+
+def test_padding_to_3000_frames_is_the_floor():
+    mel = whisper_log_mel(tone(1000.0, seconds=1.0))
+    assert mel.shape == (80, N_FRAMES) and mel.dtype == torch.float32
+    floor = mel.max() - 2.0  # max - 8 in log10 units is -2 after the /4
+    assert torch.allclose(mel[:, 103:], floor.expand(80, N_FRAMES - 103))  # silence after 1 s
+    assert (mel[:, 5:95].amax(dim=0) > floor + 1.0).all()
+
+
+def test_silence_and_cut():
+    assert torch.allclose(whisper_log_mel(np.zeros(16000, np.float32)), torch.tensor(-1.5))
+    long = np.random.default_rng(0).standard_normal(40 * SAMPLE_RATE).astype(np.float32)
+    assert whisper_log_mel(long).shape == (80, N_FRAMES)
+    with pytest.raises(ValueError, match="n_frames"):
+        whisper_log_mel(long, n_frames=3001)
+
+
+def test_short_window_is_the_start_of_the_30s_window():
+    wave = np.random.default_rng(1).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1
+    full, short = whisper_log_mel(wave), whisper_log_mel(wave, n_frames=800)
+    assert short.shape == (80, 800)
+    torch.testing.assert_close(short, full[:, :800], atol=1e-5, rtol=0)
+
+
+# ---- CTranslate2 format --------------------------------------------------------------
+
+def test_ct2_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    variables = {"encoder/num_heads": np.array(6, dtype=np.int16),
+                 "a/weight": rng.standard_normal((3, 5)).astype(np.float16),
+                 "b/weight": rng.integers(-127, 128, (4, 2)).astype(np.int8),
+                 "b/weight_scale": rng.uniform(1, 2, 4).astype(np.float32),
+                 "c/ids": rng.integers(0, 9, (2, 2, 2)).astype(np.int32)}
+    write_ct2(tmp_path / "model.bin", variables, {"d/weight": "a/weight"})
+    model = read_ct2(tmp_path)
+    assert (model.spec, model.revision, model.version) == ("WhisperSpec", 3, 6)
+    assert list(model.variables) == list(variables)
+    for name, arr in variables.items():
+        assert model[name].dtype == arr.dtype and np.array_equal(model[name], arr)
+    assert np.array_equal(model["d/weight"], variables["a/weight"])
+    expected = variables["b/weight"].astype(np.float32) / variables["b/weight_scale"][:, None]
+    np.testing.assert_allclose(dequantize(model, "b/weight"), expected, rtol=1e-7)
+
+
+def test_ct2_rejects_bad_files(tmp_path):
+    write_ct2(tmp_path / "model.bin", {"x": np.ones(4, np.float32)})
+    data = (tmp_path / "model.bin").read_bytes()
+    with pytest.raises(Ct2FormatError, match="truncated"):
+        parse_ct2(data[:-6])
+    with pytest.raises(Ct2FormatError, match="binary version 5"):
+        parse_ct2(struct.pack("<I", 5) + data[4:])
+
+
+# ---- encoder -------------------------------------------------------------------------
+
+TINY = WhisperEncoderConfig(n_mels=8, n_ctx=16, n_state=16, n_head=2, n_layer=2)
+
+
+def ct2_variables(enc: WhisperEncoder) -> dict[str, np.ndarray]:
+    """The encoder's weights under CTranslate2's names, in float16 (written by hand here)."""
+    sd = {k: v.detach().numpy().astype(np.float16) for k, v in enc.state_dict().items()}
+    out = {"encoder/num_heads": np.array(enc.cfg.n_head, np.int16),
+           "decoder/embeddings/weight": np.zeros((5, 16), np.float16),
+           "encoder/position_encodings/encodings": sd["positional_embedding"],
+           "encoder/layer_norm/gamma": sd["ln_post.weight"], "encoder/layer_norm/beta": sd["ln_post.bias"]}
+    for c in ("conv1", "conv2"):
+        out |= {f"encoder/{c}/weight": sd[f"{c}.weight"], f"encoder/{c}/bias": sd[f"{c}.bias"]}
+    pairs = {"self_attention/layer_norm/gamma": "attn_ln.weight", "self_attention/layer_norm/beta": "attn_ln.bias",
+             "self_attention/linear_0/weight": "attn.qkv.weight", "self_attention/linear_0/bias": "attn.qkv.bias",
+             "self_attention/linear_1/weight": "attn.out.weight", "self_attention/linear_1/bias": "attn.out.bias",
+             "ffn/layer_norm/gamma": "mlp_ln.weight", "ffn/layer_norm/beta": "mlp_ln.bias",
+             "ffn/linear_0/weight": "mlp.0.weight", "ffn/linear_0/bias": "mlp.0.bias",
+             "ffn/linear_1/weight": "mlp.2.weight", "ffn/linear_1/bias": "mlp.2.bias"}
+    for i in range(enc.cfg.n_layer):
+        out |= {f"encoder/layer_{i}/{a}": sd[f"blocks.{i}.{b}"] for a, b in pairs.items()}
+    return out
+
+
+def test_load_whisper_encoder_from_a_tiny_ct2_file(tmp_path):
+    torch.manual_seed(0)
+    enc = WhisperEncoder(TINY).eval()
+    with torch.no_grad():  # the file holds float16: compare against the rounded weights
+        for p in enc.state_dict().values():
+            p.copy_(p.half().float())
+    write_ct2(tmp_path / "model.bin", ct2_variables(enc))
+    loaded = load_whisper_encoder(tmp_path)
+    assert loaded.cfg == TINY and not loaded.training
+    mel = torch.randn(2, 8, 32)
+    with torch.no_grad():
+        out = loaded(mel)
+        torch.testing.assert_close(out, enc(mel), atol=1e-6, rtol=0)
+        assert loaded(mel[..., :11]).shape == (2, 6, 16)  # odd T -> ceil(T / 2)
+    assert out.shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="more than 32"):
+        loaded(torch.randn(1, 8, 34))
+
+
+def test_strict_loading_names_missing_and_unexpected(tmp_path):
+    variables = ct2_variables(WhisperEncoder(TINY))
+    del variables["encoder/layer_1/ffn/linear_0/bias"]
+    variables["encoder/layer_0/self_attention/rotary/inv_freq"] = np.ones(4, np.float16)
+    write_ct2(tmp_path / "model.bin", variables)
+    with pytest.raises(WhisperLoadError) as info:
+        load_whisper_encoder(tmp_path)
+    assert "blocks.1.mlp.0.bias" in str(info.value)
+    assert "encoder/layer_0/self_attention/rotary/inv_freq" in str(info.value)
+
+
+def test_missing_folder_says_how_to_fetch(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mmer.weights fetch whisper_tiny_en"):
+        load_whisper_encoder(tmp_path)
+
+
+def test_agrees_with_ctranslate2_on_a_real_clip(shared_data, one_thread):
+    if not (REAL_DIR / "model.bin").is_file():
+        pytest.skip(f"no {REAL_DIR} (python -m mmer.weights fetch whisper_tiny_en)")
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    sf = pytest.importorskip("soundfile")
+    from mmer.features.whisper import resample_to_16k
+    clips = sorted((shared_data / "ravdess-speech-audio" / "Actor_01").glob("*.*"))
+    if not clips:
+        pytest.skip("no RAVDESS clips for Actor_01")
+    wave, sr = sf.read(clips[0], dtype="float32", always_2d=True)
+    mel = whisper_log_mel(resample_to_16k(wave.mean(axis=1), sr))[None]  # (1, 80, 3000)
+    ref = ctranslate2.models.Whisper(str(REAL_DIR), device="cpu", compute_type="float32",
+                                     intra_threads=1)
+    expected = np.asarray(ref.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
+    with torch.no_grad():
+        got = load_whisper_encoder(REAL_DIR)(mel).numpy()
+    assert got.shape == expected.shape == (1, 1500, 384)
+    assert float(np.abs(got - expected).max()) <= 1e-3
