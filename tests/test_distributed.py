@@ -20,10 +20,12 @@ import torch
 import yaml
 
 from mmer.config import ConfigError
+from mmer.eval.report import write_fold_report
 from mmer.train import distributed
 from mmer.train.loop import train_fold
 from mmer.train.runs import load_checkpoint, read_metrics
 from tests.ddp_train import ddp_cfg, ddp_fold
+from tests.test_report import _fold_report
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ("val_accuracy", "val_uar", "val_macro_f1", "val_weighted_f1")
@@ -136,3 +138,11 @@ def test_parts_of_a_batch_cover_it_once():
     assert [len(p) for p in parts] == [2, 2, 2]  # the last batch (1 clip < 3 ranks) is dropped
     assert parts[0] == [[0, 1, 2, 3], [10, 11, 12]] and parts[2] == [[7, 8, 9], [15, 16]]
     assert sorted(i for p in parts for b in p for i in b) == list(range(17))
+
+
+def test_a_fold_report_names_its_world_size(tmp_path):
+    report = dict(_fold_report(0, seed=3), world_size=2, config={"train": {"batch_size": 32}})
+    _, md = write_fold_report(tmp_path, report)
+    assert "- trained data-parallel on 2 processes (torchrun), global batch 32" in md.read_text()
+    _, md = write_fold_report(tmp_path / "one", dict(report, world_size=1))
+    assert "data-parallel" not in md.read_text()
