@@ -28,7 +28,7 @@ from tests.test_train import NAMES, entries, tiny_cfg
 def ddp_cfg(tmp_path, sampler: str) -> Config:
     """Cached audio vectors through the attention encoder (no batch norm), no dropout and
     no mixup: nothing in the model depends on how a batch is split between ranks."""
-    cfg = tiny_cfg(tmp_path, epochs=4, sampler=sampler, batch_size=8 if sampler == "m_per_class" else 7)
+    cfg = tiny_cfg(tmp_path, epochs=4, sampler=sampler, batch_size=7 if sampler == "shuffle" else 8)
     cfg.model.audio_encoder = "cached"
     cfg.model.dropout = 0.0
     cfg.train.augment.mixup_alpha = 0.0
