@@ -223,6 +223,9 @@ class TrainConfig:
     # Refit: once the validation actors have chosen the epoch (in <fold>/select/), train
     # again on training + validation actors for that many epochs; that model is the fold's.
     refit: bool = False
+    # Processes training together (torchrun); 0: filled at start with the launched number,
+    # so a run folder's config.yaml records it and a resume with another number is refused.
+    world_size: int = 0
     num_workers: int = 0
     device: str = "auto"
     runs_dir: str = "runs"
