@@ -58,6 +58,7 @@ def test_context_string_marks_the_target_first_then_past_most_recent_first() -> 
 def test_dialogue_layer_is_causal_and_ignores_padding(kind: str) -> None:
     torch.manual_seed(0)
     layer = DialogueEncoder((6, 8), 16, 2, 0.1, kind=kind).eval()
+    layer.fit(F.normalize(torch.randn(20, 6, 8), dim=-1))
     x = F.normalize(torch.randn(3, 6, 8), dim=-1)
     changed = x.clone()
     changed[:, 4:] = F.normalize(torch.randn(3, 2, 8), dim=-1)

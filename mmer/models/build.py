@@ -98,6 +98,9 @@ class EmotionModel(nn.Module):
         for modality, norm in self.norms.items():
             if self.input_keys[modality] in inputs:  # text from token ids comes from the model
                 norm.fit(inputs[self.input_keys[modality]])
+        for modality, encoder in self.encoders.items():  # those that standardise themselves
+            if getattr(encoder, "raw_input", False) and self.input_keys[modality] in inputs:
+                encoder.fit(inputs[self.input_keys[modality]])
 
 
 def _mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:

@@ -42,6 +42,10 @@ class DialogueEncoder(nn.Module):
             raise ConfigError(f"unknown text.dialogue {kind!r}; valid: none, {', '.join(DIALOGUE_LAYERS)}")
         width, features = shape
         self.kind = kind
+        # Per-channel standardisation fitted on the real rows of the training windows
+        # (:meth:`fit`); identity until then. Padding rows stay zero.
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("std", torch.ones(features))
         self.proj = nn.Sequential(nn.Linear(features, dim), nn.LayerNorm(dim), nn.GELU(),
                                   nn.Dropout(dropout))
         if kind == "gru":
@@ -55,10 +59,17 @@ class DialogueEncoder(nn.Module):
         self.out = nn.Sequential(nn.Linear(2 * dim, dim), nn.Dropout(dropout))
         self.n_heads = n_heads
 
+    @torch.no_grad()
+    def fit(self, x: Tensor, eps: float = 1e-5) -> None:
+        """Standardisation statistics of the real rows of `x` (N, W, D), the training windows."""
+        rows = x.float()[padding_mask(x)]
+        self.mean.copy_(rows.mean(dim=0))
+        self.std.copy_(rows.std(dim=0).clamp_min(eps))
+
     def sequence(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """(B, T, D) utterances (+ (B, T) real-row mask) -> (B, T, dim) causal outputs."""
         mask = padding_mask(x) if mask is None else mask.bool()
-        u = self.proj(x) * mask.unsqueeze(-1)
+        u = self.proj((x - self.mean) / self.std) * mask.unsqueeze(-1)
         states = self._gru(u, mask) if self.kind == "gru" else self._attend(u, mask)
         return self.out(torch.cat([u, states], dim=-1))
 
