@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmer.config import ConfigError, LossConfig, config_from_dict
+from mmer.errors import BadInput
 from mmer.features.context import TARGET_MARK, context_strings, context_windows
 from mmer.losses import EmotionLoss
 from mmer.models.dialogue import DialogueEncoder
@@ -42,6 +43,8 @@ def test_windows_hold_the_past_of_the_same_dialogue_only() -> None:
     assert context_windows(entries, 0) == [[i] for i in range(len(entries))]
     with pytest.raises(ValueError, match="0 or more"):
         context_windows(entries, -1)
+    with pytest.raises(BadInput, match="utterance_id"):
+        context_windows([{"group": "x", "extra": {}}], 2)
 
 
 def test_context_string_marks_the_target_first_then_past_most_recent_first() -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mmer.errors import BadInput
+
 TARGET_MARK = "<TARGET>"
 SEPARATOR = " [SEP] "
 
@@ -34,7 +36,11 @@ def spoken(entry: Mapping[str, Any]) -> str:
 
 
 def _dialogue_order(entries: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, int]]:
-    return {i: (str(e["group"]), int(e["extra"]["utterance_id"])) for i, e in enumerate(entries)}
+    try:
+        return {i: (str(e["group"]), int(e["extra"]["utterance_id"])) for i, e in enumerate(entries)}
+    except (KeyError, TypeError, ValueError) as err:
+        raise BadInput(f"dialogue context (text.context) needs each item's dialogue (group) and "
+                       f"extra.utterance_id; an item lacks one ({err!r})") from None
 
 
 def context_windows(entries: Sequence[Mapping[str, Any]], n: int) -> list[list[int]]:
