@@ -186,6 +186,8 @@ class LossConfig:
     emotional_margin_scale: float = 0.2
     class_weights: bool = False
     sentiment_weight: float = 0.5
+    # Focal loss (1 - p_y) ** gamma on every cross-entropy term; 0 is plain CE.
+    focal_gamma: float = 0.0
 
 
 @dataclass
@@ -265,6 +267,19 @@ class TextConfig:
     scratch_dim: int = 128
     scratch_layers: int = 2
     scratch_heads: int = 4
+    # Dialogue context (mmer/features/context.py): this many PRECEDING utterances of the
+    # same dialogue (speaker names included, the target marked) go with each utterance.
+    context: int = 0
+    # none: the context string is the text input (frozen embedding or tokens);
+    # gru / attention: each utterance ("Speaker: text") is embedded alone by the frozen
+    # MiniLM and a causal GRU / causal attention layer (mmer/models/dialogue.py) runs over
+    # the window of text.context past embeddings + the target's.
+    dialogue: Literal["none", "gru", "attention"] = "none"
+    # Fine-tuned MiniLM: layer-wise learning-rate decay (layer l of L gets
+    # finetune_lr * layer_decay ** (L - l); embeddings the lowest) and epochs to keep the
+    # MiniLM frozen at the start (head only), then it is trained.
+    layer_decay: float = 1.0
+    freeze_epochs: int = 0
 
 
 @dataclass

@@ -59,15 +59,45 @@ def lr_lambda(total_steps: int, warmup_steps: int):
 
 
 def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
-    """One group at ``train.lr``; a fine-tuned pretrained MiniLM's weights in a second
-    group at ``text.finetune_lr`` (they would be wrecked at the head's rate)."""
+    """One group at ``train.lr``; a fine-tuned pretrained MiniLM's weights in groups at
+    ``text.finetune_lr`` (they would be wrecked at the head's rate), one per depth with
+    layer-wise decay: depth d of L (embeddings 0, transformer layer i at i + 1, the rest
+    at L) gets ``finetune_lr * text.layer_decay ** (L - d)``."""
     encoder = getattr(model, "text_encoder", None)
-    slow = list(encoder.parameters()) if isinstance(encoder, MiniLMEncoder) else []
-    slow_ids = {id(p) for p in slow}
+    slow = dict(encoder.named_parameters()) if isinstance(encoder, MiniLMEncoder) else {}
+    slow_ids = {id(p) for p in slow.values()}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in slow_ids]}]
     if slow:
-        groups.append({"params": slow, "lr": cfg.text.finetune_lr})
+        n_layers = int(encoder.transformer.config.num_hidden_layers)
+        by_depth: dict[int, list[torch.nn.Parameter]] = {}
+        for name, p in slow.items():
+            by_depth.setdefault(minilm_depth(name, n_layers), []).append(p)
+        for depth in sorted(by_depth):
+            lr = cfg.text.finetune_lr * cfg.text.layer_decay ** (n_layers + 1 - depth)
+            groups.append({"params": by_depth[depth], "lr": lr})
     return groups
+
+
+def minilm_depth(name: str, n_layers: int) -> int:
+    """Depth of a MiniLMEncoder parameter (its name): 0 embeddings, i + 1 for
+    ``encoder.layer.i``, n_layers + 1 for anything above (the pooler)."""
+    parts = name.split(".")
+    if "embeddings" in parts:
+        return 0
+    if "layer" in parts:
+        index = parts[parts.index("layer") + 1]
+        if index.isdigit():
+            return int(index) + 1
+    return n_layers + 1
+
+
+def freeze_text_encoder(model: torch.nn.Module, frozen: bool) -> None:
+    """Stop (or restart) training a fine-tuned MiniLM (``text.freeze_epochs``): frozen
+    weights get no gradient, so AdamW leaves them and their moments untouched."""
+    encoder = getattr(model, "text_encoder", None)
+    if isinstance(encoder, MiniLMEncoder):
+        for p in encoder.parameters():
+            p.requires_grad_(not frozen)
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -157,6 +187,7 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
         for epoch in tqdm(range(start, end), desc="epochs", initial=start, total=end):
             seed_everything(derive_seed(t.seed, epoch))
             loader = distributed.shard_loader(train_loader(train_set, t, seed=t.seed, epoch=epoch), ctx)
+            freeze_text_encoder(model, epoch < cfg.text.freeze_epochs)
             lr = optimizer.param_groups[0]["lr"]
             train_m = train_one_epoch(net, loader, loss_fn, optimizer, device=device, epoch=epoch + 1,
                                       grad_clip=t.grad_clip, mixup_alpha=t.augment.mixup_alpha,
