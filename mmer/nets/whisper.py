@@ -97,15 +97,21 @@ class WhisperEncoder(nn.Module):
                                     for _ in range(cfg.n_layer))
         self.ln_post = nn.LayerNorm(cfg.n_state)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, T) log-mel, T <= 2 * n_ctx -> (B, ceil(T / 2), n_state)."""
+    def forward(self, mel: torch.Tensor, n_blocks: int | None = None) -> torch.Tensor:
+        """(B, n_mels, T) log-mel, T <= 2 * n_ctx -> (B, ceil(T / 2), n_state).
+
+        `n_blocks`: stop after that many blocks and return their raw residual stream (an
+        intermediate layer); None or n_layer: the final, layer-normalised output."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         if x.shape[1] > self.cfg.n_ctx:
             raise BadInput(f"{mel.shape[-1]} frames is more than {2 * self.cfg.n_ctx}")
+        n_blocks = self.cfg.n_layer if n_blocks is None else n_blocks
+        if not 1 <= n_blocks <= self.cfg.n_layer:
+            raise BadInput(f"n_blocks must be in 1..{self.cfg.n_layer}, got {n_blocks}")
         x = x + self.positional_embedding[: x.shape[1]]
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             x = block(x)
-        return self.ln_post(x)
+        return self.ln_post(x) if n_blocks == self.cfg.n_layer else x
 
 
 _RULES = (  # CTranslate2 encoder name -> module name
