@@ -30,11 +30,14 @@ HAVE_WHISPER = (WEIGHTS / "whisper-tiny.en-ct2" / "model.bin").is_file()
 HAVE_MOBILENET = (WEIGHTS / "mobilenet_v2-b0353104.pth").is_file()
 
 
+def _small(tmp_path: Path) -> list[str]:
+    """Overrides of the pretrained-audio config: no weights, 3 segments, a 1 s window."""
+    return [f"backbone.weights_dir={tmp_path / 'no_weights'}", "backbone.pretrained=optional",
+            "audio.n_segments=3", "backbone.whisper_frames=100", "backbone.whisper_layers=[4]"]
+
+
 def _cfg(tmp_path: Path, *extra: str):
-    """The pretrained-audio config, small: 3 segments, a 1 s Whisper window."""
-    return load_config(CONFIG, [f"backbone.weights_dir={tmp_path / 'no_weights'}",
-                                "backbone.pretrained=optional", "audio.n_segments=3",
-                                "backbone.whisper_frames=100", *extra])
+    return load_config(CONFIG, [*_small(tmp_path), *extra])
 
 
 def _tone(seconds: float, sr: int = 16000, lead: float = 0.0) -> np.ndarray:
@@ -115,27 +118,31 @@ def test_whisper_required_without_weights_fails_naming_the_file(tmp_path):
 
 
 def test_whisper_layer_out_of_range_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="whisper_layer must be in 1..4"):
-        Backbones(_cfg(tmp_path, "backbone.whisper_layer=5"), torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"whisper_layers must be blocks in 1..4, got \[2, 5\]"):
+        Backbones(_cfg(tmp_path, "backbone.whisper_layers=[2, 5]"), torch.device("cpu"))
 
 
 @pytest.mark.skipif(not HAVE_WHISPER, reason="resnet/whisper-tiny.en-ct2 absent (python -m mmer.weights fetch whisper_tiny_en)")
-@pytest.mark.parametrize("layer", [3, 4])
-def test_real_whisper_backbone_pools_the_encoders_states(tmp_path, one_thread, layer):
-    cfg = _cfg(tmp_path, f"backbone.weights_dir={WEIGHTS}", f"backbone.whisper_layer={layer}")
+@pytest.mark.parametrize("layers", [[4], [2, 3]])
+def test_real_whisper_backbone_pools_the_encoders_states(tmp_path, one_thread, layers):
+    cfg = _cfg(tmp_path, f"backbone.weights_dir={WEIGHTS}", f"backbone.whisper_layers={layers}")
     nets = Backbones(cfg, torch.device("cpu"))
     assert nets.pretrained["audio"]["status"] == "loaded"
     item = _item(cfg)
     got = nets.features([item])[0]["audio"]
+    assert got.shape == (3, 768 * len(layers))
     encoder = load_whisper_encoder(WEIGHTS / "whisper-tiny.en-ct2")
     with torch.no_grad():
-        states = encoder(item["whisper_mel"][None], n_blocks=layer)[0]
-    assert states.shape == (50, 384) and item["whisper_valid"] == 30
-    want = torch.stack([torch.cat([p.mean(0), p.std(0, correction=0)])
-                        for p in states[:30].split(10)])
+        blocks = encoder.block_states(item["whisper_mel"][None], layers)
+        plain = encoder(whisper_log_mel(_tone(0.6), 100)[None])[0]
+    assert item["whisper_valid"] == 30 and all(b.shape == (1, 50, 384) for b in blocks)
+    want = torch.cat([torch.stack([torch.cat([p.mean(0), p.std(0, correction=0)])
+                                   for p in b[0, :30].split(10)]) for b in blocks], dim=1)
     torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=2e-3)  # fp16 storage
-    if layer == 4:  # the final output is the encoder's plain forward
-        torch.testing.assert_close(states, encoder(whisper_log_mel(_tone(0.6), 100)[None])[0])
+    if layers == [4]:  # the last block's states are the encoder's plain output
+        torch.testing.assert_close(blocks[0][0], plain)
+    else:  # intermediate blocks are the raw residual stream, not the final output
+        assert not torch.allclose(blocks[1][0], plain, atol=1e-2)
 
 
 def test_cnn_audio_backbones_on_log_mel_images(tmp_path, one_thread):
@@ -162,11 +169,11 @@ def test_real_mobilenet_audio_backbone_loads(tmp_path, one_thread):
 
 def test_whisper_settings_enter_the_cache_key_only_where_they_matter(tmp_path):
     base = _cfg(tmp_path)
-    assert feature_config_hash(base) != feature_config_hash(_cfg(tmp_path, "backbone.whisper_layer=3"))
+    assert feature_config_hash(base) != feature_config_hash(_cfg(tmp_path, "backbone.whisper_layers=[3]"))
     assert feature_config_hash(base) != feature_config_hash(_cfg(tmp_path, "backbone.whisper_frames=200"))
     plain = _cfg(tmp_path, "backbone.audio=none")
     assert feature_config_hash(plain) == feature_config_hash(
-        _cfg(tmp_path, "backbone.audio=none", "backbone.whisper_layer=3"))
+        _cfg(tmp_path, "backbone.audio=none", "backbone.whisper_layers=[3]"))
 
 
 # ---------------------------------------------------------------- end to end
@@ -193,9 +200,7 @@ def test_whisper_extract_then_train_on_synthetic_speech(tmp_path, one_thread):
             f"train.runs_dir={tmp_path / 'runs'}", "split.n_folds=3", "split.n_val_actors=2",
             "model.d_model=32", "model.n_heads=2", "model.embed_dim=16", "train.epochs=2",
             "train.batch_size=4", "train.m_per_class=2", "eval.k=[1]"]
-    args = ["--config", str(CONFIG)] + [a for s in sets + [
-        f"backbone.weights_dir={tmp_path / 'no_weights'}", "backbone.pretrained=optional",
-        "audio.n_segments=3", "backbone.whisper_frames=100"] for a in ("--set", s)]
+    args = ["--config", str(CONFIG)] + [a for s in _small(tmp_path) + sets for a in ("--set", s)]
     assert extract_main(args) == 0
     cfg = _cfg(tmp_path, *sets)
     records, _ = collect_records(cfg)

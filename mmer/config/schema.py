@@ -143,9 +143,11 @@ class BackboneConfig:
     # starts the window, zero-padded or cut to it; only encoder states covering the clip's
     # audio are pooled, evenly split into audio.n_segments segments.
     whisper_frames: int = 800
-    # whisper_tiny: which block's states (1..4; 4 = the final, layer-normalised output).
-    whisper_layer: int = 4
-    # whisper_tiny: per-segment pooling of the states: mean (S, 384) or mean and std (S, 768).
+    # whisper_tiny: whose states, joined along channels: blocks 1..4 (4 = the final,
+    # layer-normalised output; the middle blocks hold more of the voice's affect).
+    whisper_layers: list[int] = field(default_factory=lambda: [4])
+    # whisper_tiny: per-segment pooling of each block's states: mean (S, 384 per block) or
+    # mean and std (S, 768 per block).
     audio_pool: Literal["mean", "mean_std"] = "mean_std"
     # mobilenet_v2 / efficientnet_lite0: side of the square log-mel image of each segment.
     audio_image_size: int = 112

@@ -8,7 +8,7 @@ Audio backbones (``backbone.audio``):
 - ``resnet18``: a 2D ResNet-18 on each log-mel segment (S, 1, M, Ts) -> (S, 512) or its map.
 - ``whisper_tiny``: the Whisper tiny.en encoder on the clip's Whisper log-mel window
   (:func:`mmer.features.whisper.whisper_window`, item key ``whisper_mel`` (80, T) and
-  ``whisper_valid``), states of block ``backbone.whisper_layer`` pooled over S equal parts of
+  ``whisper_valid``), states of block ``backbone.whisper_layers`` (joined) pooled over S equal parts of
   the states covering audio (:func:`mmer.features.whisper.segment_pool`) -> (S, 384 | 768).
 - ``mobilenet_v2`` / ``efficientnet_lite0``: the ImageNet CNN on each segment as a 3-channel
   image (log-mel, delta, delta-delta, each standardised, resized to
@@ -86,7 +86,7 @@ class Backbones:
             encoder, meta = build_frame_encoder(bb.audio, bb.weights_dir, pretrained=bb.pretrained)
             module = LogMelImages(encoder, bb.audio_image_size, bb.audio_feature)
         self.pretrained["audio"] = meta
-        self.whisper_layer = bb.whisper_layer
+        self.whisper_layers = list(bb.whisper_layers)
         self.audio_pool = bb.audio_pool
         log.info("audio backbone %s: %s (%s)", bb.audio, meta["status"], meta["file"])
         module = module.eval().to(self.device)
@@ -106,6 +106,11 @@ class Backbones:
                 f[key] = out
         return feats
 
+    def _pool_blocks(self, states: Tensor, n_valid: int, n_blocks: int) -> Tensor:
+        """(T, 384 * n_blocks) -> (S, D) fp16: each block's states pooled on its own."""
+        return torch.cat([segment_pool(st, n_valid, self.n_segments, self.audio_pool)
+                          for st in states.chunk(n_blocks, dim=1)], dim=1).to(torch.float16)
+
     @torch.inference_mode()
     def whisper_segments(self, items: list[dict[str, Any]]) -> list[Tensor]:
         """Each clip's ``whisper_mel`` (80, T) -> pooled segment states (S, D) fp16 on CPU,
@@ -116,10 +121,10 @@ class Backbones:
             part = items[start:start + per_pass]
             mel = torch.stack([it["whisper_mel"] for it in part]).to(self.device, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-                states = self.audio(mel, n_blocks=self.whisper_layer)
-            states = states.float().cpu()
-            outs += [segment_pool(st, int(it["whisper_valid"]), self.n_segments, self.audio_pool)
-                     .to(torch.float16) for st, it in zip(states, part, strict=True)]
+                blocks = self.audio.block_states(mel, self.whisper_layers)
+            states = torch.cat(blocks, dim=2).float().cpu()  # (B, T, 384 * blocks)
+            outs += [self._pool_blocks(st, int(it["whisper_valid"]), len(blocks))
+                     for st, it in zip(states, part, strict=True)]
         return outs
 
     def run(self, module: nn.Module, inputs: list[Tensor]) -> list[Tensor]:
@@ -170,8 +175,9 @@ def build_whisper(bb: BackboneConfig) -> tuple[WhisperEncoder, dict[str, Any]]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(BACKBONE_INIT_SEED)
             encoder = WhisperEncoder()
-    if not 1 <= bb.whisper_layer <= encoder.cfg.n_layer:
-        raise BadInput(f"backbone.whisper_layer must be in 1..{encoder.cfg.n_layer}, got {bb.whisper_layer}")
+    if not bb.whisper_layers or any(not 1 <= b <= encoder.cfg.n_layer for b in bb.whisper_layers):
+        raise BadInput(f"backbone.whisper_layers must be blocks in 1..{encoder.cfg.n_layer}, "
+                       f"got {bb.whisper_layers}")
     return encoder, meta
 
 

@@ -74,7 +74,7 @@ def _audio_fields(cfg: Config) -> dict[str, Any]:
 # Backbone fields that only the pretrained audio encoders read: left out of the hash for the
 # resnet18 / no audio backbone (they change nothing there, and caches made before the fields
 # existed keep their folder).
-_AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layer", "audio_pool", "audio_image_size")
+_AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size")
 
 
 def _backbone_fields(cfg: Config) -> dict[str, Any]:
