@@ -213,3 +213,14 @@ def test_whisper_extract_then_train_on_synthetic_speech(tmp_path, one_thread):
     assert train.main(args + ["--fold", "0", "--run-name", "w"]) == 0
     lines = (tmp_path / "runs" / "w" / "fold_0" / "metrics.jsonl").read_text().splitlines()
     assert len([json.loads(x) for x in lines if "val_accuracy" in x]) == 2
+
+
+def test_pretrained_configs_load_and_share_one_audio_cache():
+    audio = load_config(CONFIG)
+    av = load_config(ROOT / "configs" / "ravdess_av_pretrained.yaml")
+    demo = load_config(ROOT / "configs" / "demo.yaml")
+    assert audio.backbone.audio == av.backbone.audio == demo.backbone.audio == "whisper_tiny"
+    assert not audio.model.speaker_norm and not av.model.speaker_norm  # plain protocol
+    assert av.model.modalities == ["audio", "visual"] and demo.backbone.pretrained == "optional"
+    # same audio and backbone sections: the AV config reads the audio-only config's cache
+    assert (audio.audio, audio.backbone) == (av.audio, av.backbone)
