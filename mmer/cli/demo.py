@@ -1,11 +1,12 @@
 """``make demo``: data -> features -> one trained fold -> evaluation report and plots.
 
-    python -m mmer.demo [--config configs/smoke.yaml] [--run-name demo]
+    python -m mmer.demo [--config configs/demo.yaml] [--run-name demo]
 
 Uses real RAVDESS videos when ``data/Actors`` holds actor folders (actors 1-12 only, to
 keep the demo short), otherwise writes a small synthetic RAVDESS-format set (12 actors,
 all 8 emotions, 96 clips) into the config's ``ravdess.root`` with the synthetic
-generator. Then extracts features (``python -m mmer.extract``), trains fold 0
+generator. configs/demo.yaml runs the audio branch on the pretrained Whisper tiny.en
+encoder (random weights, said plainly, when resnet/ lacks its file). Then extracts features (``python -m mmer.extract``), trains fold 0
 (``train.py``), evaluates it (``evaluate.py``) and asks the model about one test clip
 (``python -m mmer.predict``). Rerunning reuses the data, the cache and the trained run.
 """
@@ -111,10 +112,12 @@ def run_demo(config: str, run_name: str) -> int:
     print(f"[demo] fold report:  {fold / 'report.md'}  (numbers: {fold / 'report.json'})")
     for caption, name in report["plots"].items():
         print(f"[demo] {caption}: {fold / name}")
+    for part, status in sorted(report["backbones"]["pretrained"].items()):
+        print(f"[demo] {part} backbone: {status}")
     if report["backbones"]["random"]:
-        print("[demo] NOTE: the video/audio backbones were RANDOMLY INITIALISED "
-              "(backbone.pretrained: none in the smoke config): the numbers show the pipeline works, "
-              "not what pretrained backbones would reach.")
+        print("[demo] NOTE: some backbones were RANDOMLY INITIALISED (no weight file, or "
+              "backbone.pretrained: none): the numbers show the pipeline works, not what "
+              "pretrained backbones would reach.")
     print(f"[demo] total {time.perf_counter() - total:.0f} s")
     return 0
 
@@ -132,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmer.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/smoke.yaml")
+    parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--run-name", default="demo")
     return run_command(parser, _run, argv, interrupted=(
         "the data, features and finished epochs are kept; rerun make demo to go on"))

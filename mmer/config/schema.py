@@ -121,7 +121,12 @@ class BackboneConfig:
     """Which backbones extract features, and where their weights come from."""
 
     video: Literal["r3d_101", "r3d_18", "none"] = "r3d_101"
-    audio: Literal["resnet18", "none"] = "resnet18"
+    # resnet18: a 2D ResNet-18 per log-mel segment (audio_weights); whisper_tiny: the frozen
+    # Whisper tiny.en encoder on the clip's Whisper log-mel, its states pooled per segment;
+    # mobilenet_v2 / efficientnet_lite0: ImageNet CNNs on 3-channel log-mel images (log-mel,
+    # delta, delta-delta) of each segment. The last three read their standard files in
+    # weights_dir (python -m mmer.weights list).
+    audio: Literal["resnet18", "whisper_tiny", "mobilenet_v2", "efficientnet_lite0", "none"] = "resnet18"
     # required: a missing weight file is an error; optional: warn and use random init;
     # none: random init on purpose (recorded in the run metadata either way).
     pretrained: Literal["required", "optional", "none"] = "optional"
@@ -129,9 +134,23 @@ class BackboneConfig:
     # File in weights_dir; None: the video backbone's standard file
     # (resnet-101-kinetics.pth for r3d_101, r3d_18-b3b3357e.pth for r3d_18).
     video_weights: str | None = None
+    # File in weights_dir of the resnet18 audio backbone (the others use their standard files).
     audio_weights: str = "resnet18-f37072fd.pth"
-    # Audio features kept per segment: the last conv map or its pooled vector.
+    # Audio features kept per segment: the last conv map or its pooled vector (CNNs only;
+    # whisper_tiny always gives vectors).
     audio_feature: Literal["map", "pooled"] = "pooled"
+    # whisper_tiny: the window in 10 ms frames (<= 3000, Whisper's 30 s). The (trimmed) clip
+    # starts the window, zero-padded or cut to it; only encoder states covering the clip's
+    # audio are pooled, evenly split into audio.n_segments segments.
+    whisper_frames: int = 800
+    # whisper_tiny: whose states, joined along channels: blocks 1..4 (4 = the final,
+    # layer-normalised output; the middle blocks hold more of the voice's affect).
+    whisper_layers: list[int] = field(default_factory=lambda: [4])
+    # whisper_tiny: per-segment pooling of each block's states: mean (S, 384 per block) or
+    # mean and std (S, 768 per block).
+    audio_pool: Literal["mean", "mean_std"] = "mean_std"
+    # mobilenet_v2 / efficientnet_lite0: side of the square log-mel image of each segment.
+    audio_image_size: int = 112
 
 
 @dataclass

@@ -71,13 +71,28 @@ def _audio_fields(cfg: Config) -> dict[str, Any]:
     return fields
 
 
+# Backbone fields that only the pretrained audio encoders read: left out of the hash for the
+# resnet18 / no audio backbone (they change nothing there, and caches made before the fields
+# existed keep their folder).
+_AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size")
+
+
+def _backbone_fields(cfg: Config) -> dict[str, Any]:
+    """``cfg.backbone`` as hashed (see :data:`_AUDIO_ENCODER_FIELDS`)."""
+    fields = dataclasses.asdict(cfg.backbone)
+    if cfg.backbone.audio in ("resnet18", "none"):
+        for key in _AUDIO_ENCODER_FIELDS:
+            fields.pop(key, None)
+    return fields
+
+
 def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
         "format": ENTRY_FORMAT,
         "video": dataclasses.asdict(cfg.video),
         "audio": _audio_fields(cfg),
-        "backbone": dataclasses.asdict(cfg.backbone),
+        "backbone": _backbone_fields(cfg),
         "weights": weights_state(cfg),
     }
     max_seconds = get_adapter(cfg).max_seconds(cfg)

@@ -37,6 +37,7 @@ from mmer.features.backbones import Backbones
 from mmer.features.cache import FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
 from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
+from mmer.features.whisper import whisper_window
 from mmer.io import SkipList
 from mmer.media.decode import decode_clip
 
@@ -87,7 +88,8 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     """Decode one clip into backbone inputs.
 
     Returns ``snippets`` (S, 3, L, H, W) float32 when `video`, ``logmel``
-    (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) by `functionals` when given),
+    (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) by `functionals` when given;
+    ``whisper_mel`` (80, T) and ``whisper_valid`` for the ``whisper_tiny`` backbone),
     ``face_misses`` and ``truncated``.
     Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
     """
@@ -99,6 +101,9 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
         out["snippets"], out["face_misses"] = video_snippets(clip.frames, cfg.video, cropper)
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
+        if cfg.backbone.audio == "whisper_tiny":
+            out["whisper_mel"], out["whisper_valid"] = whisper_window(
+                clip.audio, clip.sample_rate, cfg.audio, cfg.backbone.whisper_frames)
         if functionals is not None:
             out["egemaps"] = functionals(clip.audio, clip.sample_rate)
     return out

@@ -21,12 +21,15 @@ nothing (the padding is silence, far below the peak).
 from __future__ import annotations
 
 import functools
+import math
 
 import librosa
 import numpy as np
 import torch
 
+from mmer.config import AudioConfig
 from mmer.errors import BadInput
+from mmer.features.audio import trim_silence
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -77,3 +80,42 @@ def whisper_log_mel(wave: np.ndarray, n_frames: int = N_FRAMES) -> torch.Tensor:
     log_spec = torch.clamp(mel, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
+
+
+def valid_states(n_samples: int, n_frames: int) -> int:
+    """Encoder states (2 frames = 320 samples each) that cover `n_samples` of audio at the
+    start of an `n_frames` window: ceil(n_samples / 320), at least 1, at most ceil(n_frames / 2)."""
+    return max(1, min(math.ceil(n_samples / (2 * HOP_LENGTH)), math.ceil(n_frames / 2)))
+
+
+def whisper_window(wave: np.ndarray, sr: int, cfg: AudioConfig, n_frames: int) -> tuple[torch.Tensor, int]:
+    """The input of the ``whisper_tiny`` audio backbone for one clip.
+
+    `wave` (N,) mono at `sr` is resampled to 16 kHz and, with ``cfg.trim_db``, cut of its
+    leading and trailing silence (:func:`mmer.features.audio.trim_silence`); it then starts an
+    `n_frames` window (zero-padded or cut; ``cfg.clip_seconds`` does not apply here).
+    Returns the (80, n_frames) log-mel and how many encoder states cover the clip's audio.
+    """
+    wave = resample_to_16k(wave, sr)
+    if cfg.trim_db is not None:
+        wave = trim_silence(wave, SAMPLE_RATE, cfg.trim_db, cfg.trim_margin_ms)
+    return whisper_log_mel(wave, n_frames), valid_states(len(wave), n_frames)
+
+
+def segment_pool(states: torch.Tensor, n_valid: int, n_segments: int, pool: str) -> torch.Tensor:
+    """(T, C) encoder states -> (S, C) means (``pool="mean"``) or (S, 2C) means and stds
+    (``"mean_std"``) over S = `n_segments` equal parts of the first `n_valid` states (the
+    ones covering audio). Segment s covers states floor(s * n / S) .. floor((s + 1) * n / S),
+    widened to one state when a clip has fewer states than segments (std 0 then)."""
+    if pool not in ("mean", "mean_std"):
+        raise BadInput(f"unknown audio pooling {pool!r}; choices: mean, mean_std")
+    n = max(1, min(n_valid, states.shape[0]))
+    out = []
+    for s in range(n_segments):
+        a = min(s * n // n_segments, n - 1)
+        part = states[a:max(a + 1, (s + 1) * n // n_segments)]
+        stats = [part.mean(dim=0)]
+        if pool == "mean_std":
+            stats.append(part.std(dim=0, correction=0))
+        out.append(torch.cat(stats))
+    return torch.stack(out)

@@ -47,6 +47,11 @@ _LIST_AT_MOST = 20
 # The file each backbone's checkpoint has under its usual name (see resnet/README.md).
 STANDARD_FILES = {"r3d_101": "resnet-101-kinetics.pth", "r3d_18": "r3d_18-b3b3357e.pth",
                   "resnet18": "resnet18-f37072fd.pth"}
+# The pretrained audio encoders with fixed files (python -m mmer.weights list): the file whose
+# presence decides loaded or random (Whisper: the CTranslate2 folder's model.bin).
+AUDIO_ENCODER_FILES = {"whisper_tiny": "whisper-tiny.en-ct2/model.bin",
+                       "mobilenet_v2": "mobilenet_v2-b0353104.pth",
+                       "efficientnet_lite0": "efficientnet-lite0-57934424.pth"}
 
 
 class WeightLoadError(BadInput):
@@ -62,7 +67,7 @@ def weight_file(bb: BackboneConfig, part: str) -> Path:
     if part == "video":
         return Path(bb.weights_dir) / (bb.video_weights or STANDARD_FILES[bb.video])
     if part == "audio":
-        return Path(bb.weights_dir) / bb.audio_weights
+        return Path(bb.weights_dir) / AUDIO_ENCODER_FILES.get(bb.audio, bb.audio_weights)
     raise BadInput(f"unknown backbone part {part!r}; choices: video, audio")
 
 

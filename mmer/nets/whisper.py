@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +100,23 @@ class WhisperEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) log-mel, T <= 2 * n_ctx -> (B, ceil(T / 2), n_state)."""
+        return self.block_states(mel, [self.cfg.n_layer])[0]
+
+    def block_states(self, mel: torch.Tensor, blocks: Sequence[int]) -> list[torch.Tensor]:
+        """The states after each block in `blocks` (1..n_layer), each (B, ceil(T / 2), n_state):
+        the raw residual stream of an intermediate block, the final layer-normalised output
+        for block n_layer. Runs only as many blocks as the deepest one asked for."""
+        if not blocks or any(not 1 <= b <= self.cfg.n_layer for b in blocks):
+            raise BadInput(f"blocks must be in 1..{self.cfg.n_layer}, got {list(blocks)}")
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         if x.shape[1] > self.cfg.n_ctx:
             raise BadInput(f"{mel.shape[-1]} frames is more than {2 * self.cfg.n_ctx}")
         x = x + self.positional_embedding[: x.shape[1]]
-        for block in self.blocks:
+        states = {}
+        for n, block in enumerate(self.blocks[:max(blocks)], start=1):
             x = block(x)
-        return self.ln_post(x)
+            states[n] = self.ln_post(x) if n == self.cfg.n_layer else x
+        return [states[b] for b in blocks]
 
 
 _RULES = (  # CTranslate2 encoder name -> module name
