@@ -71,15 +71,26 @@ def _audio_fields(cfg: Config) -> dict[str, Any]:
     return fields
 
 
+def _video_fields(cfg: Config) -> dict[str, Any]:
+    """``cfg.video`` as hashed; ``face_detector`` only when not the former Haar default, so
+    caches made before the field existed keep their folder."""
+    fields = dataclasses.asdict(cfg.video)
+    if fields.get("face_detector") == "haar":
+        del fields["face_detector"]
+    return fields
+
+
 def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
         "format": ENTRY_FORMAT,
-        "video": dataclasses.asdict(cfg.video),
+        "video": _video_fields(cfg),
         "audio": _audio_fields(cfg),
         "backbone": dataclasses.asdict(cfg.backbone),
         "weights": weights_state(cfg),
     }
+    if cfg.features.train_views:  # entries then hold the extra views
+        relevant["train_views"] = cfg.features.train_views
     max_seconds = get_adapter(cfg).max_seconds(cfg)
     if max_seconds is not None:  # clips are cut there when decoded
         relevant[f"{cfg.dataset}_max_seconds"] = max_seconds
