@@ -153,6 +153,10 @@ class BackboneConfig:
     audio_weights: str = "resnet18-f37072fd.pth"
     # Audio features kept per segment: the last conv map or its pooled vector.
     audio_feature: Literal["map", "pooled"] = "pooled"
+    # Video features kept per snippet: the last conv map (S, C, h, w), or, for mini_xception
+    # only, its per-frame expression features (pooled penultimate map 128 + FER softmax 7)
+    # averaged over the snippet: (S, 135).
+    video_feature: Literal["map", "expression"] = "map"
 
 
 @dataclass

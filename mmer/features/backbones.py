@@ -20,7 +20,13 @@ from torch import Tensor, nn
 
 from mmer.config import BackboneConfig, Config, ConfigError
 from mmer.nets.audio_resnet import AudioResNet18
-from mmer.nets.frame_encoders import ENCODERS, build_frame_encoder, snippet_feature_maps
+from mmer.nets.frame_encoders import (
+    ENCODERS,
+    build_frame_encoder,
+    prepare_frames,
+    snippet_feature_maps,
+    unnormalise_snippets,
+)
 from mmer.nets.pretrained import load_backbone_weights, weight_file
 from mmer.nets.resnet3d import build_video_backbone
 
@@ -73,9 +79,13 @@ class Backbones:
         if bb.video_weights not in (None, standard):
             raise ConfigError(f"backbone.video_weights: {bb.video} reads {standard} from "
                               f"backbone.weights_dir; got {bb.video_weights!r}")
+        if bb.video_feature == "expression" and bb.video != "mini_xception":
+            raise ConfigError(f"backbone.video_feature: expression needs backbone.video "
+                              f"mini_xception (the FER classifier), got {bb.video}")
         encoder, info = build_frame_encoder(bb.video, bb.weights_dir, pretrained=bb.pretrained)
-        self.pretrained["video"] = {"name": bb.video, **info}
-        return SnippetFrameEncoder(encoder, cfg.video.mean, cfg.video.std).to(self.device)
+        self.pretrained["video"] = {"name": bb.video, "feature": bb.video_feature, **info}
+        return SnippetFrameEncoder(encoder, cfg.video.mean, cfg.video.std,
+                                   expression=bb.video_feature == "expression").to(self.device)
 
     def features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
         """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU,
@@ -133,12 +143,23 @@ class Backbones:
 
 class SnippetFrameEncoder(nn.Module):
     """A 2D frame encoder reading mmer snippets: (N, 3, L, H, W) normalised with the
-    video config's `mean`/`std` -> (N, C, h, w), every frame encoded, maps averaged over L."""
+    video config's `mean`/`std` -> (N, C, h, w), every frame encoded, maps averaged over L.
 
-    def __init__(self, encoder: nn.Module, mean: list[float], std: list[float]) -> None:
+    With `expression` (mini-Xception): (N, 135), the per-frame pooled penultimate features
+    (128) and FER softmax (7) averaged over L."""
+
+    def __init__(self, encoder: nn.Module, mean: list[float], std: list[float], *,
+                 expression: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.mean, self.std = list(mean), list(std)
+        self.expression = expression
 
     def forward(self, snippets: Tensor) -> Tensor:
-        return snippet_feature_maps(self.encoder, snippets, mean=self.mean, std=self.std)
+        if not self.expression:
+            return snippet_feature_maps(self.encoder, snippets, mean=self.mean, std=self.std)
+        frames = unnormalise_snippets(snippets, self.mean, self.std)    # (N, L, 3, H, W)
+        x = prepare_frames(frames.flatten(0, 1), self.encoder.frame_input)
+        out = self.encoder.expression(x)
+        per_frame = torch.cat([out["features"], out["probs"]], dim=1)    # (N * L, 135)
+        return per_frame.view(*frames.shape[:2], -1).mean(dim=1)

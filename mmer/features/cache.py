@@ -80,13 +80,22 @@ def _video_fields(cfg: Config) -> dict[str, Any]:
     return fields
 
 
+def _backbone_fields(cfg: Config) -> dict[str, Any]:
+    """``cfg.backbone`` as hashed; ``video_feature`` only when not "map", so that caches
+    made before the field existed keep their folder."""
+    fields = dataclasses.asdict(cfg.backbone)
+    if fields.get("video_feature") == "map":
+        del fields["video_feature"]
+    return fields
+
+
 def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
         "format": ENTRY_FORMAT,
         "video": _video_fields(cfg),
         "audio": _audio_fields(cfg),
-        "backbone": dataclasses.asdict(cfg.backbone),
+        "backbone": _backbone_fields(cfg),
         "weights": weights_state(cfg),
     }
     if cfg.features.train_views:  # entries then hold the extra views
