@@ -253,6 +253,10 @@ class TrainConfig:
     # Refit: once the validation actors have chosen the epoch (in <fold>/select/), train
     # again on training + validation actors for that many epochs; that model is the fold's.
     refit: bool = False
+    # Sanity check: permute the labels of the training and validation clips (seeded by
+    # train.seed; test labels stay true). A model that still scores above chance on the
+    # test actors would be learning something other than the labels.
+    shuffle_labels: bool = False
     num_workers: int = 0
     device: str = "auto"
     runs_dir: str = "runs"
