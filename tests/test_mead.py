@@ -33,6 +33,7 @@ from mmer.features.video import (
 )
 from mmer.inputs.datasets import FeatureDataset
 from mmer.media.decode import decode_clip
+from mmer.train.data import fold_data
 from mmer.train.loop import run_fold
 
 ACTORS = ("M001", "W002", "M003")
@@ -274,3 +275,15 @@ def test_the_shared_mead_clips_scan_as_three_actors_by_eight_emotions():
     assert len(records) == 24 and len(skips) == 0
     assert record_actors(records) == ["M030", "W009", "W011"]
     assert sorted({r.label for r in records}) == list(range(8))
+
+
+def test_shuffled_labels_permute_training_and_validation_only(flat_set, tmp_path, one_thread):
+    cfg = _tiny_cfg(flat_set, tmp_path, "features.train_views=0")
+    assert extract(cfg, progress=False).done == 24
+    plain = fold_data(cfg, 0).parts
+    mixed = fold_data(_tiny_cfg(flat_set, tmp_path, "features.train_views=0",
+                                "train.shuffle_labels=true"), 0).parts
+    for part in ("train", "val"):
+        assert sorted(mixed[part].labels.tolist()) == sorted(plain[part].labels.tolist())
+        assert not torch.equal(mixed[part].labels, plain[part].labels)
+    assert torch.equal(mixed["test"].labels, plain["test"].labels)
