@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> str:
              f"| + face detection + snippets | {prep[0]:.1f} | {prep[1]:.1f} | {prep[0] / decode[0]:.1f} |"]
     for name in args.encoders:
         with tempfile.TemporaryDirectory() as tmp:
+            feature = [] if name == "mini_xception" else ["backbone.video_feature=map"]
             run = load_config(args.config, [*args.overrides, f"features.train_views={args.views}",
-                                            f"backbone.video={name}", f"features.cache_dir={tmp}"])
+                                            f"backbone.video={name}", f"features.cache_dir={tmp}",
+                                            *feature])
             total = _timed(lambda run=run: extract(run, progress=False))
         lines.append(f"| full extraction, {name} | {total[0]:.1f} | {total[1]:.1f} | "
                      f"{total[0] / decode[0]:.1f} |")
