@@ -74,12 +74,12 @@ def test_non_utf8_config_names_the_file(tmp_path: Path, caplog) -> None:
 
 
 def test_unknown_dataset_lists_the_registry(tmp_path: Path, caplog) -> None:
-    with pytest.raises(ConfigError, match="valid: crema_d, meld, ravdess"):
+    with pytest.raises(ConfigError, match="valid: crema_d, mead, meld, ravdess"):
         get_adapter("iemocap")
     args = _parser().parse_args(["--config", SMOKE, "--set", "dataset=iemocap"])
     with pytest.raises(ConfigError, match="dataset"):
         load_args_config(args)
-    assert sorted(ADAPTERS) == ["crema_d", "meld", "ravdess"]
+    assert sorted(ADAPTERS) == ["crema_d", "mead", "meld", "ravdess"]
 
 
 def test_installed_package_runs_from_any_folder(tmp_path: Path) -> None:

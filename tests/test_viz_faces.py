@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from mmer.cli.faces import main
 from mmer.viz.faces import contact_sheet, evenly_spaced, face_tiles, make_detector, save_sheet
 
 
@@ -33,3 +34,12 @@ def test_sheet_is_a_png_with_a_no_face_tile(tmp_path):
     image = imread(path)
     assert image.ndim == 3 and image.shape[0] > 50
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_faces_command_writes_a_sheet_and_refuses_when_no_clip_decodes(no_audio_mp4, corrupt_mp4, tmp_path):
+    out = tmp_path / "sheet.png"
+    assert main([str(no_audio_mp4), str(corrupt_mp4), "--out", str(out), "--detector", "haar",
+                 "--frames", "2"]) == 0
+    assert imread(out).ndim == 3
+    assert main([str(corrupt_mp4), "--out", str(tmp_path / "none.png"), "--detector", "haar"]) == 2
+    assert not (tmp_path / "none.png").exists()

@@ -10,6 +10,7 @@ from mmer.config.schema import (
     EvalConfig,
     FeatureConfig,
     LossConfig,
+    MeadConfig,
     MeldConfig,
     ModelConfig,
     RavdessConfig,
@@ -22,7 +23,7 @@ from mmer.errors import ConfigError
 
 __all__ = [
     "MODALITIES", "AudioConfig", "AugmentConfig", "BackboneConfig", "Config", "ConfigError",
-    "CremaDConfig", "EvalConfig", "FeatureConfig", "LossConfig", "MeldConfig", "ModelConfig",
+    "CremaDConfig", "EvalConfig", "FeatureConfig", "LossConfig", "MeadConfig", "MeldConfig", "ModelConfig",
     "RavdessConfig", "SplitConfig", "TextConfig", "TrainConfig", "VideoConfig", "config_from_dict",
     "config_to_dict", "input_keys", "load_config", "save_config",
 ]

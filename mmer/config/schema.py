@@ -62,6 +62,20 @@ class CremaDConfig:
 
 
 @dataclass
+class MeadConfig:
+    """Where MEAD lives on disk (flat ``<actor>_<view>_<emotion>_level<k>_<take>.mp4`` names or
+    the original ``<actor>/video/<view>/<emotion>/level_<k>/<take>.mp4`` tree) and what is used."""
+
+    root: str = "data/MEAD"
+    # Actor ids (e.g. ["M030", "W009"]); None means every actor found on disk.
+    actors: list[str] | None = None
+    # Camera views to keep (front, down, top, left_30, ...); None means all.
+    views: list[str] | None = field(default_factory=lambda: ["front"])
+    # Intensity levels to keep (1..3); None means all.
+    levels: list[int] | None = None
+
+
+@dataclass
 class SplitConfig:
     """Speaker-independent folds: consecutive actor groups, a pure function of this."""
 
@@ -83,6 +97,10 @@ class VideoConfig:
     snippet_len: int = 16
     size: int = 112
     face_crop: bool = True
+    # Which detector finds the face box of each snippet: haar (OpenCV cascade), mtcnn
+    # (weights in backbone.weights_dir/mtcnn/) or none (centre square). face_crop: false
+    # overrides it (centre square), as before the detector could be chosen.
+    face_detector: Literal["haar", "mtcnn", "none"] = "haar"
     # Face box padding, as a fraction of the box side.
     face_margin: float = 0.2
     # Kinetics/ImageNet statistics used by the pretrained 3D ResNets.
@@ -120,7 +138,10 @@ class AudioConfig:
 class BackboneConfig:
     """Which backbones extract features, and where their weights come from."""
 
-    video: Literal["r3d_101", "r3d_18", "none"] = "r3d_101"
+    # 3D ResNets read whole snippets; the 2D frame encoders (mobilenet_v2, efficientnet_lite0,
+    # mini_xception; mmer.nets.frame_encoders) read each frame and average the maps per snippet.
+    video: Literal["r3d_101", "r3d_18", "mobilenet_v2", "efficientnet_lite0", "mini_xception",
+                   "none"] = "r3d_101"
     # resnet18: a 2D ResNet-18 per log-mel segment (audio_weights); whisper_tiny: the frozen
     # Whisper tiny.en encoder on the clip's Whisper log-mel, its states pooled per segment;
     # mobilenet_v2 / efficientnet_lite0: ImageNet CNNs on 3-channel log-mel images (log-mel,
@@ -151,6 +172,10 @@ class BackboneConfig:
     audio_pool: Literal["mean", "mean_std"] = "mean_std"
     # mobilenet_v2 / efficientnet_lite0: side of the square log-mel image of each segment.
     audio_image_size: int = 112
+    # Video features kept per snippet: the last conv map (S, C, h, w), or, for mini_xception
+    # only, its per-frame expression features (pooled penultimate map 128 + FER softmax 7)
+    # averaged over the snippet: (S, 135).
+    video_feature: Literal["map", "expression"] = "map"
 
 
 @dataclass
@@ -162,6 +187,11 @@ class FeatureConfig:
     batch_size: int = 24
     num_workers: int = 2
     device: str = "auto"
+    # Video augmentation that survives the cache: this many extra views per clip (view k:
+    # temporal jitter, a seeded random frame within each snippet's span, plus a horizontal
+    # flip for odd k), cached beside the centred view as "video_views"; training draws one
+    # of the 1 + train_views views per clip and epoch, evaluation always reads the centred one.
+    train_views: int = 0
 
 
 @dataclass
@@ -244,6 +274,10 @@ class TrainConfig:
     # Refit: once the validation actors have chosen the epoch (in <fold>/select/), train
     # again on training + validation actors for that many epochs; that model is the fold's.
     refit: bool = False
+    # Sanity check: permute the labels of the training and validation clips (seeded by
+    # train.seed; test labels stay true). A model that still scores above chance on the
+    # test actors would be learning something other than the labels.
+    shuffle_labels: bool = False
     # Processes training together (torchrun); 0: filled at start with the launched number,
     # so a run folder's config.yaml records it and a resume with another number is refused.
     world_size: int = 0
@@ -307,10 +341,11 @@ class Config:
 
     name: str = "ravdess"
     # A corpus of mmer.datasets (get_adapter refuses an unknown name, listing the valid ones).
-    dataset: Literal["ravdess", "meld", "crema_d"] = "ravdess"
+    dataset: Literal["ravdess", "meld", "crema_d", "mead"] = "ravdess"
     ravdess: RavdessConfig = field(default_factory=RavdessConfig)
     meld: MeldConfig = field(default_factory=MeldConfig)
     crema_d: CremaDConfig = field(default_factory=CremaDConfig)
+    mead: MeadConfig = field(default_factory=MeadConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

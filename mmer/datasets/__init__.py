@@ -9,11 +9,13 @@ from __future__ import annotations
 from mmer.config import Config
 from mmer.datasets.base import DatasetAdapter
 from mmer.datasets.crema_d import CremaDAdapter
+from mmer.datasets.mead import MeadAdapter
 from mmer.datasets.meld import MeldAdapter
 from mmer.datasets.ravdess import RavdessAdapter
 from mmer.errors import ConfigError
 
-ADAPTERS: dict[str, DatasetAdapter] = {a.name: a for a in (RavdessAdapter(), MeldAdapter(), CremaDAdapter())}
+ADAPTERS: dict[str, DatasetAdapter] = {a.name: a for a in (RavdessAdapter(), MeldAdapter(), CremaDAdapter(),
+                                                                MeadAdapter())}
 
 
 def get_adapter(name: str | Config) -> DatasetAdapter:

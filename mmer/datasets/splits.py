@@ -1,5 +1,9 @@
 """Speaker-independent splits: consecutive actor folds, a pure function of the config.
 
+Actors are numbers (RAVDESS ``12``, CREMA-D ``1001``) or, for a corpus whose speaker ids
+are not numbers (MEAD ``"M030"``), strings; :func:`record_actors` gives ints when every
+speaker id is a decimal number, so numeric ids keep their numeric order.
+
 With 24 actors and 6 folds the folds are actors 1-4, 5-8, ..., 21-24; fold k
 is the test set of run k, the validation actors are taken from the remaining
 (training) actors by ``split.val_rule``, and the rest train. No actor, and no
@@ -19,6 +23,8 @@ from mmer.errors import BadInput
 log = logging.getLogger(__name__)
 
 SIDES = ("train", "val", "test")
+# An actor: a number (RAVDESS, CREMA-D) or a string id (MEAD "M030"); one kind per corpus.
+Actor = int | str
 
 
 class SplitError(BadInput):
@@ -27,18 +33,18 @@ class SplitError(BadInput):
 
 @dataclass(frozen=True)
 class Split:
-    """Actor numbers on each side of one fold, each list sorted."""
+    """Actors (numbers or string ids) on each side of one fold, each list sorted."""
 
-    train: list[int]
-    val: list[int]
-    test: list[int]
+    train: list[Actor]
+    val: list[Actor]
+    test: list[Actor]
     fold: int = 0
     n_folds: int = 1
     val_rule: str = "last"
 
-    def side_of(self) -> dict[int, str]:
+    def side_of(self) -> dict[Actor, str]:
         """actor -> "train" | "val" | "test"; raises :class:`SplitError` on an overlap."""
-        sides: dict[int, str] = {}
+        sides: dict[Actor, str] = {}
         for side in SIDES:
             for actor in getattr(self, side):
                 if actor in sides:
@@ -48,13 +54,13 @@ class Split:
         return sides
 
 
-def actor_folds(actors: Iterable[int], n_folds: int) -> list[list[int]]:
+def actor_folds(actors: Iterable[Actor], n_folds: int) -> list[list[Actor]]:
     """Split the sorted actors into `n_folds` consecutive, equally sized groups.
 
     ``actor_folds(range(1, 25), 6) == [[1, 2, 3, 4], [5, 6, 7, 8], ..., [21, 22, 23, 24]]``.
     Raises :class:`SplitError` for duplicate actors or a count not divisible by `n_folds`.
     """
-    ordered = sorted(actors)
+    ordered = _sorted_actors(actors)
     if len(set(ordered)) != len(ordered):
         raise SplitError(f"actor list has duplicates: {ordered}")
     if n_folds < 1 or n_folds > len(ordered):
@@ -68,7 +74,15 @@ def actor_folds(actors: Iterable[int], n_folds: int) -> list[list[int]]:
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
-def _val_actors(folds: list[list[int]], fold: int, rule: str, n_val: int) -> list[int]:
+def _sorted_actors(actors: Iterable[Actor]) -> list[Actor]:
+    """`actors` sorted; refuses a mix of numbers and string ids (no common order)."""
+    actors = list(actors)
+    if len({isinstance(a, str) for a in actors}) > 1:
+        raise SplitError(f"actor list mixes numbers and string ids: {actors!r:.200}")
+    return sorted(actors)
+
+
+def _val_actors(folds: list[list[Actor]], fold: int, rule: str, n_val: int) -> list[Actor]:
     """The `n_val` validation actors taken from the training folds by `rule`.
 
     With a single fold (no test actors) every actor is in the pool and "next_fold"
@@ -93,7 +107,7 @@ def _val_actors(folds: list[list[int]], fold: int, rule: str, n_val: int) -> lis
                      "'next_fold'")
 
 
-def fold_split(actors: Iterable[int], split_cfg: SplitConfig, fold: int | None = None) -> Split:
+def fold_split(actors: Iterable[Actor], split_cfg: SplitConfig, fold: int | None = None) -> Split:
     """The train/val/test actors of fold `fold` (default ``split_cfg.fold``).
 
     Test: fold `fold` of :func:`actor_folds`. Validation: ``split_cfg.n_val_actors``
@@ -121,9 +135,13 @@ def fold_split(actors: Iterable[int], split_cfg: SplitConfig, fold: int | None =
                  val_rule=split_cfg.val_rule)
 
 
-def record_actors(records: Iterable[ClipRecord]) -> list[int]:
-    """The sorted distinct actor numbers of RAVDESS records (``speaker`` is ``"12"``)."""
-    return sorted({int(r.speaker) for r in records})
+def record_actors(records: Iterable[ClipRecord]) -> list[Actor]:
+    """The sorted distinct actors of `records`: numbers when every ``speaker`` is a decimal
+    number (RAVDESS ``"12"``, CREMA-D ``"1001"``), else the string ids (MEAD ``"M030"``)."""
+    speakers = {str(r.speaker) for r in records}
+    if all(s.isascii() and s.isdigit() for s in speakers):
+        return sorted(int(s) for s in speakers)
+    return sorted(speakers)
 
 
 def split_records(records: Sequence[ClipRecord], split: Split) -> dict[str, list[ClipRecord]]:

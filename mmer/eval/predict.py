@@ -10,6 +10,7 @@ the model is rebuilt from the checkpoint. The neighbours are the fold's training
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,8 @@ def featurise(records: Sequence[ClipRecord], cfg: Config, device: torch.device) 
     for record in records:
         if record.path is None or not Path(record.path).is_file():
             raise ClipError(f"{record.path}: no such file")
+    # Training views are for the cache's training clips; a query needs the centred view only.
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, train_views=0))
     items = [ClipDataset(records, cfg)[i] for i in range(len(records))]
     for item in items:
         if "error" in item:
@@ -113,7 +116,8 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
                 "neighbours": neighbours},
         "backbones": backbone_status([entry], keys),
         "feature_check": check,
-        "meta": {k: v for k, v in entry["meta"].items() if k != "pretrained"},
+        "meta": {**{k: v for k, v in entry["meta"].items() if k != "pretrained"},
+                 "n_snippets": cfg.video.n_snippets if get_adapter(cfg).streams(cfg)[0] else 0},
     }
 
 
@@ -134,6 +138,11 @@ def render_text(result: dict[str, Any]) -> str:
     if not result["feature_check"]["ok"]:
         lines.append("WARNING: features made now differ from the cached training features "
                      f"(max |diff| {result['feature_check']['max_abs_diff']:.3g}); results are unreliable")
+    misses, snippets = result["meta"].get("face_misses", 0), result["meta"].get("n_snippets", 0)
+    if misses:
+        lines.append(f"NOTE: no face found in {misses} of {snippets} video snippets"
+                     + (" (none at all: the centre of the frame was used)" if misses >= snippets else
+                        " (those reuse another snippet's face box)"))
     truth = f" (file name says: {result['true_label']})" if result["true_label"] else ""
     lines += [f"softmax head: {result['prediction']}{truth}", ""]
     lines += [f"  {name:<10} {p:6.1%}  {'#' * round(30 * p)}" for name, p in result["probabilities"].items()]

@@ -1,5 +1,12 @@
 """The frozen video/audio backbones of feature extraction, built once per job.
 
+Video: a 3D ResNet (``r3d_101``, ``r3d_18``) reads whole snippets; a 2D frame encoder
+(``mobilenet_v2``, ``efficientnet_lite0``, ``mini_xception``, :mod:`mmer.nets.frame_encoders`)
+reads every frame of a snippet and its maps are averaged over the snippet
+(:func:`~mmer.nets.frame_encoders.snippet_feature_maps`); either way a clip's ``"video"``
+is (S, C, h, w), and its training views (``"views"`` of the item) become
+``"video_views"`` (K, S, C, h, w).
+
 Used by :mod:`mmer.features.pipeline` (the cache) and :mod:`mmer.eval.predict` (features of a new clip made
 by the same code).
 
@@ -24,11 +31,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.functional import compute_deltas
 
-from mmer.config import BackboneConfig, Config
+from mmer.config import BackboneConfig, Config, ConfigError
 from mmer.errors import BadInput
 from mmer.features.whisper import segment_pool
 from mmer.nets.audio_resnet import AudioResNet18
-from mmer.nets.frame_encoders import build_frame_encoder
+from mmer.nets.frame_encoders import (
+    ENCODERS,
+    build_frame_encoder,
+    prepare_frames,
+    snippet_feature_maps,
+    unnormalise_snippets,
+)
 from mmer.nets.pretrained import MissingWeightsError, load_backbone_weights, weight_file
 from mmer.nets.resnet3d import build_video_backbone
 from mmer.nets.whisper import WhisperEncoder, load_whisper_encoder
@@ -55,9 +68,11 @@ class Backbones:
         # the cache: build them from a fixed seed, leaving the global RNG as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(BACKBONE_INIT_SEED)
-            video = build_video_backbone(bb.video) if bb.video != "none" else None
+            video = build_video_backbone(bb.video) if bb.video not in ("none", *ENCODERS) else None
             audio = AudioResNet18(output=bb.audio_feature) if bb.audio == "resnet18" else None
-        if video is not None:
+        if bb.video in ENCODERS:
+            self.video = self._frame_encoder(cfg)
+        elif video is not None:
             self.video = self._load("video", video, bb.video, bb)
         if audio is not None:
             self.audio = self._load("audio", audio, bb.audio, bb)
@@ -77,6 +92,21 @@ class Backbones:
             module = module.to(memory_format=fmt)
         return module
 
+    def _frame_encoder(self, cfg: Config) -> nn.Module:
+        """The 2D frame encoder of ``backbone.video`` wrapped to read whole snippets."""
+        bb = cfg.backbone
+        standard = ENCODERS[bb.video].file
+        if bb.video_weights not in (None, standard):
+            raise ConfigError(f"backbone.video_weights: {bb.video} reads {standard} from "
+                              f"backbone.weights_dir; got {bb.video_weights!r}")
+        if bb.video_feature == "expression" and bb.video != "mini_xception":
+            raise ConfigError(f"backbone.video_feature: expression needs backbone.video "
+                              f"mini_xception (the FER classifier), got {bb.video}")
+        encoder, info = build_frame_encoder(bb.video, bb.weights_dir, pretrained=bb.pretrained)
+        self.pretrained["video"] = {"name": bb.video, "feature": bb.video_feature, **info}
+        return SnippetFrameEncoder(encoder, cfg.video.mean, cfg.video.std,
+                                   expression=bb.video_feature == "expression").to(self.device)
+
     def _load_audio_encoder(self, bb: BackboneConfig) -> None:
         """The pretrained audio encoders (whisper_tiny, mobilenet_v2, efficientnet_lite0)."""
         if bb.audio == "whisper_tiny":
@@ -93,18 +123,33 @@ class Backbones:
         self.audio = module.to(memory_format=torch.channels_last) if self.cuda and bb.audio != "whisper_tiny" else module
 
     def features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
-        """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU."""
+        """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU,
+        plus ``"video_views"`` (K, S, C, h, w) for items with K training ``"views"``."""
         feats: list[dict[str, Tensor]] = [{} for _ in items]
-        for key, module, inputs in (("video", self.video, "snippets"), ("audio", self.audio, self.audio_input)):
-            if module is None or not items or inputs not in items[0]:
-                continue
-            if inputs == "whisper_mel":
+        if self.video is not None and items and "snippets" in items[0]:
+            for f, out in zip(feats, self.video_features(items), strict=True):
+                f.update(out)
+        if self.audio is not None and items and self.audio_input in items[0]:
+            if self.audio_input == "whisper_mel":
                 outs = self.whisper_segments(items)
             else:
-                outs = self.run(module, [it[inputs] for it in items])
+                outs = self.run(self.audio, [it[self.audio_input] for it in items])
             for f, out in zip(feats, outs, strict=True):
-                f[key] = out
+                f["audio"] = out
         return feats
+
+    def video_features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
+        """The video side of :meth:`features`: each clip's centred snippets and its views
+        go through the backbone in one batch, then split back apart."""
+        inputs = [torch.cat([it["snippets"], *it.get("views", [])]) for it in items]
+        out = []
+        for it, maps in zip(items, self.run(self.video, inputs), strict=True):
+            per_view = maps.view(-1, len(it["snippets"]), *maps.shape[1:])
+            entry = {"video": per_view[0]}
+            if len(per_view) > 1:
+                entry["video_views"] = per_view[1:].clone()
+            out.append(entry)
+        return out
 
     def _pool_blocks(self, states: Tensor, n_valid: int, n_blocks: int) -> Tensor:
         """(T, 384 * n_blocks) -> (S, D) fp16: each block's states pooled on its own."""
@@ -146,6 +191,9 @@ class Backbones:
 
     def _forward(self, module: nn.Module, x: Tensor) -> Tensor:
         x = x.to(self.device, non_blocking=True)
+        if self.cuda and isinstance(module, SnippetFrameEncoder):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return module(x).to("cpu", torch.float16)
         if self.cuda:
             fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
             with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -201,3 +249,27 @@ class LogMelImages(nn.Module):
         img = F.interpolate(img, size=(self.size, self.size), mode="bilinear", align_corners=False)
         fmap = self.encoder(img)
         return fmap if self.output == "map" else fmap.mean(dim=(2, 3))
+
+
+class SnippetFrameEncoder(nn.Module):
+    """A 2D frame encoder reading mmer snippets: (N, 3, L, H, W) normalised with the
+    video config's `mean`/`std` -> (N, C, h, w), every frame encoded, maps averaged over L.
+
+    With `expression` (mini-Xception): (N, 135), the per-frame pooled penultimate features
+    (128) and FER softmax (7) averaged over L."""
+
+    def __init__(self, encoder: nn.Module, mean: list[float], std: list[float], *,
+                 expression: bool = False) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.mean, self.std = list(mean), list(std)
+        self.expression = expression
+
+    def forward(self, snippets: Tensor) -> Tensor:
+        if not self.expression:
+            return snippet_feature_maps(self.encoder, snippets, mean=self.mean, std=self.std)
+        frames = unnormalise_snippets(snippets, self.mean, self.std)    # (N, L, 3, H, W)
+        x = prepare_frames(frames.flatten(0, 1), self.encoder.frame_input)
+        out = self.encoder.expression(x)
+        per_frame = torch.cat([out["features"], out["probs"]], dim=1)    # (N * L, 135)
+        return per_frame.view(*frames.shape[:2], -1).mean(dim=1)

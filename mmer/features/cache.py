@@ -77,9 +77,22 @@ def _audio_fields(cfg: Config) -> dict[str, Any]:
 _AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size")
 
 
+def _video_fields(cfg: Config) -> dict[str, Any]:
+    """``cfg.video`` as hashed; ``face_detector`` only when not the former Haar default, so
+    caches made before the field existed keep their folder."""
+    fields = dataclasses.asdict(cfg.video)
+    if fields.get("face_detector") == "haar":
+        del fields["face_detector"]
+    return fields
+
+
 def _backbone_fields(cfg: Config) -> dict[str, Any]:
-    """``cfg.backbone`` as hashed (see :data:`_AUDIO_ENCODER_FIELDS`)."""
+    """``cfg.backbone`` as hashed; fields that change nothing for the chosen backbones are
+    left out (``video_feature`` when "map", :data:`_AUDIO_ENCODER_FIELDS` for the resnet18 or
+    no audio backbone), so caches made before those fields existed keep their folder."""
     fields = dataclasses.asdict(cfg.backbone)
+    if fields.get("video_feature") == "map":
+        del fields["video_feature"]
     if cfg.backbone.audio in ("resnet18", "none"):
         for key in _AUDIO_ENCODER_FIELDS:
             fields.pop(key, None)
@@ -90,11 +103,13 @@ def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
         "format": ENTRY_FORMAT,
-        "video": dataclasses.asdict(cfg.video),
+        "video": _video_fields(cfg),
         "audio": _audio_fields(cfg),
         "backbone": _backbone_fields(cfg),
         "weights": weights_state(cfg),
     }
+    if cfg.features.train_views:  # entries then hold the extra views
+        relevant["train_views"] = cfg.features.train_views
     max_seconds = get_adapter(cfg).max_seconds(cfg)
     if max_seconds is not None:  # clips are cut there when decoded
         relevant[f"{cfg.dataset}_max_seconds"] = max_seconds

@@ -18,6 +18,7 @@ import logging
 import os
 import resource
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,8 @@ from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
 from mmer.features.cache import FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
-from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
+from mmer.features.mtcnn import make_detector
+from mmer.features.video import FaceDetector, face_detector_name, snippet_views
 from mmer.features.whisper import whisper_window
 from mmer.io import SkipList
 from mmer.media.decode import decode_clip
@@ -82,12 +84,24 @@ def wanted_streams(cfg: Config) -> tuple[bool, bool]:
     return video and cfg.backbone.video != "none", audio
 
 
+def build_cropper(cfg: Config) -> FaceDetector | None:
+    """The face detector of ``video.face_detector`` (None for "none" or ``face_crop: false``)."""
+    name = face_detector_name(cfg.video)
+    return None if name == "none" else make_detector(name, weights_dir=cfg.backbone.weights_dir)
+
+
+def view_seed(record: ClipRecord) -> int:
+    """The seed of a clip's training views: a stable function of its clip id alone."""
+    return zlib.crc32(record.clip_id.encode("utf-8"))
+
+
 def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
                  cropper: FaceDetector | None = None,
                  functionals: Egemaps | None = None) -> dict[str, Any]:
     """Decode one clip into backbone inputs.
 
-    Returns ``snippets`` (S, 3, L, H, W) float32 when `video`, ``logmel``
+    Returns ``snippets`` (S, 3, L, H, W) float32 when `video` (and ``views``, a list of
+    ``features.train_views`` more of that shape, when it is above 0), ``logmel``
     (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) by `functionals` when given;
     ``whisper_mel`` (80, T) and ``whisper_valid`` for the ``whisper_tiny`` backbone),
     ``face_misses`` and ``truncated``.
@@ -98,7 +112,10 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
                        sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
     out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated}
     if video:
-        out["snippets"], out["face_misses"] = video_snippets(clip.frames, cfg.video, cropper)
+        out["snippets"], views, out["face_misses"] = snippet_views(
+            clip.frames, cfg.video, cropper, n_views=cfg.features.train_views, seed=view_seed(record))
+        if views:
+            out["views"] = views
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
         if cfg.backbone.audio == "whisper_tiny":
@@ -133,8 +150,8 @@ class ClipDataset(Dataset):
                 self.claims.release(str(record.path))
                 return {"index": index, "cached": True}
         try:
-            if self._cropper is None and self.video and self.cfg.video.face_crop:
-                self._cropper = HaarFaceDetector()
+            if self._cropper is None and self.video:
+                self._cropper = build_cropper(self.cfg)
             if self._functionals is None and self.audio and self.cfg.audio.functionals == "egemaps":
                 self._functionals = Egemaps()
             inputs = prepare_clip(record, self.cfg, video=self.video, audio=self.audio,

@@ -7,7 +7,12 @@ snippet, so the 3D CNN sees the face move and not the crop jitter, and it keeps
 detection to S calls per clip. A snippet whose detection misses takes the last
 good box; snippets before the first good box take that first box; a clip with
 no face at all is centre-cropped. Misses are counted and returned, so the
-feature cache can record them.
+feature cache can record them. ``video.face_detector`` picks the detector (haar, mtcnn:
+:mod:`mmer.features.mtcnn`, none: centre square); ``video.face_crop: false`` means none.
+
+Training views (:func:`snippet_views`, ``features.train_views``): the same boxes crop
+other frames, a seeded random frame within each of the L slices of each snippet's span
+(temporal jitter), mirrored left-right for odd views, so augmentation survives the cache.
 """
 from __future__ import annotations
 
@@ -85,17 +90,27 @@ def centre_box(height: int, width: int) -> Box:
     return (width - side) // 2, (height - side) // 2, side, side
 
 
+def face_detector_name(cfg: VideoConfig) -> str:
+    """The detector a config uses: ``video.face_detector``, or "none" with ``face_crop: false``."""
+    return cfg.face_detector if cfg.face_crop else "none"
+
+
 def snippet_boxes(frames: np.ndarray, indices: np.ndarray, cfg: VideoConfig,
                   cropper: FaceDetector | None = None) -> tuple[list[Box], int]:
     """One square crop box per snippet, and the number of snippets whose detection missed.
 
-    frames: uint8 (T, H, W, 3); indices: (S, L) frame indices. Without
-    `cfg.face_crop` every box is the centre square and no detection runs.
+    frames: uint8 (T, H, W, 3); indices: (S, L) frame indices. With the detector "none"
+    (:func:`face_detector_name`) every box is the centre square and no detection runs.
+    `cropper` is the detector to call; None builds a Haar one (mtcnn must be passed in).
     """
     height, width = frames.shape[1:3]
     n_snippets = indices.shape[0]
-    if not cfg.face_crop:
+    name = face_detector_name(cfg)
+    if name == "none":
         return [centre_box(height, width)] * n_snippets, 0
+    if cropper is None and name != "haar":
+        raise BadInput(f"video.face_detector {name}: pass the detector as `cropper` "
+                       "(mmer.features.mtcnn.make_detector)")
     detect = cropper if cropper is not None else HaarFaceDetector()
     found = [detect(frames[row[len(row) // 2]]) for row in indices]
     misses = sum(box is None for box in found)
@@ -118,11 +133,54 @@ def video_snippets(frames: np.ndarray, cfg: VideoConfig,
     per channel with cfg.mean / cfg.std, and the number of face misses (0..S).
     `cropper` replaces the default :class:`HaarFaceDetector`.
     """
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise BadInput(f"video_snippets: frames must be uint8 (T, H, W, 3), "
-                         f"got {frames.dtype} {frames.shape}")
+    _check_frames(frames)
     indices = snippet_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len)
     boxes, misses = snippet_boxes(frames, indices, cfg, cropper)
+    return crop_snippets(frames, indices, boxes, cfg), misses
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise BadInput(f"video_snippets: frames must be uint8 (T, H, W, 3), "
+                       f"got {frames.dtype} {frames.shape}")
+
+
+def jittered_indices(n_frames: int, n_snippets: int, snippet_len: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Temporal jitter: int64 (S, L) with point k drawn uniformly from the k-th of S*L equal
+    slices of the clip (the slice whose centre :func:`snippet_indices` takes), so each
+    snippet keeps its span and order; a slice shorter than a frame keeps its frame."""
+    points = n_snippets * snippet_len
+    k = np.arange(points, dtype=np.int64)
+    lo = (k * n_frames) // points
+    hi = np.maximum(((k + 1) * n_frames) // points, lo + 1)
+    return rng.integers(lo, hi).astype(np.int64).reshape(n_snippets, snippet_len)
+
+
+def snippet_views(frames: np.ndarray, cfg: VideoConfig, cropper: FaceDetector | None = None, *,
+                  n_views: int = 0, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+    """The centred snippets of :func:`video_snippets` and `n_views` augmented views.
+
+    View v (1..n_views) uses :func:`jittered_indices` from a generator seeded by
+    (`seed`, v) and is mirrored left-right when v is odd; every view is cropped with the
+    centred view's face boxes (one detection pass). Returns (S, 3, L, size, size) float32,
+    a list of `n_views` tensors of that shape, and the face misses.
+    """
+    _check_frames(frames)
+    indices = snippet_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len)
+    boxes, misses = snippet_boxes(frames, indices, cfg, cropper)
+    views = []
+    for v in range(1, n_views + 1):
+        rng = np.random.default_rng([seed, v])
+        jittered = jittered_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len, rng)
+        views.append(crop_snippets(frames, jittered, boxes, cfg, flip=v % 2 == 1))
+    return crop_snippets(frames, indices, boxes, cfg), views, misses
+
+
+def crop_snippets(frames: np.ndarray, indices: np.ndarray, boxes: list[Box], cfg: VideoConfig,
+                  *, flip: bool = False) -> torch.Tensor:
+    """Frames (T, H, W, 3) at `indices` (S, L), cropped by the S `boxes`, resized to
+    ``cfg.size``, mirrored when `flip`, normalised: float32 (S, 3, L, size, size)."""
     size = cfg.size
     out = np.empty((*indices.shape, size, size, 3), dtype=np.uint8)
     for s, (x0, y0, w, h) in enumerate(boxes):
@@ -131,5 +189,7 @@ def video_snippets(frames: np.ndarray, cfg: VideoConfig,
                                    interpolation=cv2.INTER_AREA)
     mean = np.asarray(cfg.mean, np.float32) * 255.0
     inv_std = 1.0 / (np.asarray(cfg.std, np.float32) * 255.0)
+    if flip:
+        out = out[:, :, :, ::-1]
     normed = (out.astype(np.float32) - mean) * inv_std          # (S, L, H, W, 3)
-    return torch.from_numpy(np.ascontiguousarray(normed.transpose(0, 4, 1, 2, 3))), misses
+    return torch.from_numpy(np.ascontiguousarray(normed.transpose(0, 4, 1, 2, 3)))

@@ -36,6 +36,7 @@ from torch import nn
 
 from mmer.config import BackboneConfig
 from mmer.errors import BadInput
+from mmer.nets.frame_encoders import ENCODERS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ OPTIONAL_BUFFER_SUFFIX = ".num_batches_tracked"
 _LIST_AT_MOST = 20
 # The file each backbone's checkpoint has under its usual name (see resnet/README.md).
 STANDARD_FILES = {"r3d_101": "resnet-101-kinetics.pth", "r3d_18": "r3d_18-b3b3357e.pth",
-                  "resnet18": "resnet18-f37072fd.pth"}
+                  "resnet18": "resnet18-f37072fd.pth",
+                  **{name: spec.file for name, spec in ENCODERS.items()}}  # 2D frame encoders
 # The pretrained audio encoders with fixed files (python -m mmer.weights list): the file whose
 # presence decides loaded or random (Whisper: the CTranslate2 folder's model.bin).
 AUDIO_ENCODER_FILES = {"whisper_tiny": "whisper-tiny.en-ct2/model.bin",

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from mmer.config import Config
 from mmer.config.keys import batch_keys, input_keys, needs_media, uses_tokens
 from mmer.datasets import get_adapter
@@ -24,6 +26,7 @@ from mmer.features.tokenizer import Tokenizer, make_tokenizer
 from mmer.inputs.builder import model_entries, visual_section
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
+from mmer.seed import derive_seed, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,13 @@ def _dataset(cfg: Config, records: list[ClipRecord], part: str, tokenizer: Token
         log.info("%s: %d clips were truncated at the corpus's maximum length", part, truncated)
     if not entries:
         return None
-    return FeatureDataset(entries, batch_keys(cfg), augment=cfg.train.augment, seed=cfg.train.seed,
-                          extra_targets=list(get_adapter(cfg).extra_tasks))
+    dataset = FeatureDataset(entries, batch_keys(cfg), augment=cfg.train.augment, seed=cfg.train.seed,
+                             extra_targets=list(get_adapter(cfg).extra_tasks))
+    if cfg.train.shuffle_labels and part in ("train", "val"):
+        gen = make_generator(derive_seed(cfg.train.seed, PARTS.index(part), 7919))
+        dataset.labels = dataset.labels[torch.randperm(len(dataset.labels), generator=gen)]
+        log.warning("train.shuffle_labels: the %s labels are permuted (a sanity check)", part)
+    return dataset
 
 
 def _cached_records(cfg: Config, records: list[ClipRecord], skips: SkipList) -> list[ClipRecord]:

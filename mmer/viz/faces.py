@@ -1,7 +1,7 @@
 """Contact sheet of face crops: does the face detector crop faces?
 
-    python -m mmer.viz.faces CLIP [CLIP ...] --out sheet.png [--detector mtcnn|haar]
-        [--frames 6] [--margin 0.2] [--weights resnet]
+    python -m mmer.faces CLIP [CLIP ...] --out sheet.png [--detector mtcnn|haar]
+        [--frames 6] [--margin 0.2] [--weights resnet]      (:mod:`mmer.cli.faces`)
 
 One row per clip, `--frames` evenly spaced frames per row. Each tile is the square crop
 the video features would take (:func:`mmer.features.video.square_box` of the detected
@@ -10,9 +10,7 @@ Built on matplotlib's Figure API (no pyplot, no global backend), written atomica
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from mmer.features.mtcnn import DETECTORS, make_detector
+from mmer.features.mtcnn import make_detector
 from mmer.features.video import FaceDetector, square_box
 from mmer.io import atomic_path
 from mmer.media.decode import decode_clip
@@ -80,28 +78,13 @@ def save_sheet(fig: Figure, path: str | Path) -> Path:
     return Path(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="PNG contact sheet of detected face crops")
-    parser.add_argument("clips", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--detector", choices=DETECTORS, default="mtcnn")
-    parser.add_argument("--frames", type=int, default=6)
-    parser.add_argument("--margin", type=float, default=0.2)
-    parser.add_argument("--weights", type=Path, default=Path("resnet"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    detect = make_detector(args.detector, weights_dir=args.weights)
-    rows = []
-    for clip in args.clips:
-        frames = decode_clip(clip, audio=False).frames
-        tiles = face_tiles(frames, evenly_spaced(len(frames), args.frames), detect, args.margin)
-        log.info("%s: %d of %d tiles with a face", clip.name,
-                 sum(t is not None for t in tiles), len(tiles))
-        rows.append((clip.stem, tiles))
-    title = f"{args.detector} face crops (margin {args.margin})"
-    log.info("wrote %s", save_sheet(contact_sheet(rows, title), args.out))
-    return 0
+def clip_row(clip: Path, detect: FaceDetector, *, frames: int, margin: float
+             ) -> tuple[str, list[np.ndarray | None]]:
+    """The sheet row of one clip: its stem and `frames` evenly spaced tiles."""
+    decoded = decode_clip(clip, audio=False).frames
+    tiles = face_tiles(decoded, evenly_spaced(len(decoded), frames), detect, margin)
+    log.info("%s: %d of %d tiles with a face", clip.name, sum(t is not None for t in tiles), len(tiles))
+    return clip.stem, tiles
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["clip_row", "contact_sheet", "evenly_spaced", "face_tiles", "make_detector", "save_sheet"]
