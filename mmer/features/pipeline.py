@@ -28,9 +28,9 @@ from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
-from mmer.features.cache import FeatureCache, make_entry
+from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
 from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
-from mmer.io import SkipList
+from mmer.io import SkipList, clean_orphans
 from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
@@ -123,15 +123,22 @@ class ClipDataset(Dataset):
 
 
 def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
-            progress: bool = True) -> ExtractSummary:
-    """Extract and cache the features of every clip of `cfg` not cached yet."""
+            progress: bool = True, verify: bool = False) -> ExtractSummary:
+    """Extract and cache the features of every clip of `cfg` not cached yet.
+
+    An entry that is not whole (a cut file) counts as missing and is redone; with `verify`
+    every entry is also loaded, and one that cannot be read is deleted and redone."""
     start = time.perf_counter()
     records, skips = collect_records(cfg)
     records = records[:limit] if limit is not None else records
     cache = FeatureCache.for_config(cfg)
+    clean_orphans(cache.dir)
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
+    if verify:
+        summary_bad = verify_entries(cache, [r for r in records if r.path is not None])
+        log.info("verified the cache entries: %d unreadable, removed to be extracted again", summary_bad)
     todo = [r for r in records if r.path is not None and not cache.has(r)]
     with_media = sum(r.path is not None for r in records)
     summary = ExtractSummary(total=len(records), cached=with_media - len(todo))
@@ -144,8 +151,26 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     finally:
         summary.skipped = len(skips)
         summary.seconds = time.perf_counter() - start
-        skips.write(cache.skip_file)  # also when empty: replaces an earlier run's list
+        # One list per data root; rows of clips this run did not look at are kept.
+        covered = {str(r.path) for r in records} | {r.clip_id for r in records}
+        skips.write_merged(cache.skip_file(get_adapter(cfg).root(cfg)), covered)
     return summary
+
+
+def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord]) -> int:
+    """Load every existing entry of `records`; delete the unreadable ones. Returns their count."""
+    bad = 0
+    for record in records:
+        path = cache.path_for(record)
+        if not path.exists():
+            continue
+        try:
+            cache.get(record)
+        except CacheEntryError as err:
+            log.warning("%s", err)
+            path.unlink(missing_ok=True)
+            bad += 1
+    return bad
 
 
 def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,

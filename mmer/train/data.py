@@ -88,13 +88,13 @@ def _dataset(cfg: Config, records: list[ClipRecord], part: str, tokenizer: Token
 def _cached_records(cfg: Config, records: list[ClipRecord], skips: SkipList) -> list[ClipRecord]:
     """The records with a cache entry; extraction skips are listed, other misses raise."""
     cache = FeatureCache.for_config(cfg)
-    skipped_before = {s.item for s in SkipList.read(cache.skip_file)} if cache.skip_file.is_file() else set()
+    skipped_before = cache.skipped_items(get_adapter(cfg).root(cfg))
     usable, missing = [], []
     for r in records:
         if cache.has(r):
             usable.append(r)
         elif str(r.path) in skipped_before or r.clip_id in skipped_before:
-            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped.tsv)")
+            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped-*.tsv)")
         else:
             missing.append(r)
     if missing:
