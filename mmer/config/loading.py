@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -117,9 +118,18 @@ def config_from_dict(data: dict, overrides: Sequence[str] = (), source: str = "<
     for item in overrides:
         _apply_override(data, item)
     try:
-        return _build(Config, data, "")
+        cfg = _build(Config, data, "")
+        _check_values(cfg)
+        return cfg
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+
+
+def _check_values(cfg: Config) -> None:
+    """Values of the right type that still cannot work, refused with their key path."""
+    for where, value in (("train.lr", cfg.train.lr),):
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{where}: expected a positive learning rate, got {value!r}")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
