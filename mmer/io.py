@@ -110,12 +110,14 @@ class Skip:
 class SkipList:
     """Collects skipped inputs; written as a TSV file (item, reason) at the end of a job."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, log_each: bool = True) -> None:
         self.items: list[Skip] = []
+        self.log_each = log_each  # off where the caller logs one summary line instead
 
     def add(self, item: str | Path, reason: str) -> None:
         skip = Skip(str(item), " ".join(str(reason).split()))
-        log.warning("skipped %s", skip)
+        if self.log_each:
+            log.warning("skipped %s", skip)
         self.items.append(skip)
 
     def extend(self, skips: SkipList | list[Skip]) -> None:
