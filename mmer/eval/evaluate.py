@@ -21,6 +21,7 @@ from mmer.config import EvalConfig, config_to_dict
 from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
+from mmer.io import SkipList
 from mmer.eval.knn import knn_predict_many
 from mmer.eval.metrics import classification_metrics, embedding_metrics
 from mmer.eval.report import write_fold_report, write_summary
@@ -153,7 +154,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
     other = bool(data_root or data_overrides)
-    entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides)
+    skipped = SkipList()
+    entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides,
+                                     skipped=skipped)
     keys = model_keys(data_cfg)
     dev = torch.device(device)
     tasks = list(ckpt.get("extra_classes") or {})
@@ -179,7 +182,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
         "config": config_to_dict(data_cfg), "results": results, "plots": {}, "out_dir": str(out),
     }
     if other:
-        report["split"] = {"train": split.get("actors", {}).get("train"), "test": "all clips of the data root"}
+        report["split"] = {"train": split.get("actors", {}).get("train"),
+                           "test": sorted({str(s) for s in sets["test"].speakers}, key=_actor_order)}
+        report["skipped"] = [{"item": s.item, "reason": s.reason} for s in skipped]
     if adapter.selection_metric == "weighted_f1":  # the corpus's benchmark numbers
         report["headline"] = headline(results)
     if adapter.max_seconds(data_cfg) is not None and needs_media(data_cfg):
@@ -193,6 +198,10 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     write_fold_report(out, report)
     log.info("wrote %s", out / "report.md")
     return report
+
+
+def _actor_order(speaker: str) -> tuple[int, str]:
+    return (int(speaker), "") if speaker.isdigit() else (1 << 30, speaker)
 
 
 def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
