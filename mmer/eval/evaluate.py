@@ -21,11 +21,11 @@ from mmer.config import EvalConfig, config_to_dict
 from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.io import SkipList
 from mmer.eval.knn import knn_predict_many
 from mmer.eval.metrics import classification_metrics, embedding_metrics
 from mmer.eval.report import write_fold_report, write_summary
 from mmer.eval.sets import EmbeddedSet, backbone_status, embed_entries, fold_entries, model_keys
+from mmer.io import SkipList
 from mmer.train.runs import load_checkpoint, model_from_checkpoint
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
