@@ -101,7 +101,7 @@ def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, torch.
         **record_entry(record),
         **feats,
         "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
-                 "truncated": bool(item["truncated"])},
+                 "truncated": bool(item["truncated"]), "flags": list(item.get("flags", []))},
     }
     if "logmel" in item:
         entry["logmel"] = item["logmel"].to(torch.float16)

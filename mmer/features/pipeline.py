@@ -51,6 +51,9 @@ class ExtractSummary:
     clip_seconds: list[float] = field(default_factory=list)
     # CPU time of the clip loop (this process and its decode workers; model building excluded).
     cpu_seconds: float = 0.0
+    # Clips accepted with something odd (silent track, very few frames, short wav data):
+    # also in their entries' meta["flags"] and in the cache's flagged-<root hash>.tsv.
+    flagged: SkipList = field(default_factory=lambda: SkipList(log_each=False))
 
     @property
     def clips_per_s(self) -> float:
@@ -84,9 +87,12 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     max_seconds = get_adapter(cfg).max_seconds(cfg)
     clip = decode_clip(record.path, video=video, audio=audio,
                        sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
-    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated}
+    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated, "flags": list(clip.notes)}
     if video:
         out["snippets"], out["face_misses"] = video_snippets(clip.frames, cfg.video, cropper)
+        if len(clip.frames) < cfg.video.snippet_len:
+            out["flags"].append(f"only {len(clip.frames)} video frames, repeated to fill "
+                                f"{cfg.video.snippet_len}-frame snippets")
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
         if functionals is not None:
@@ -153,7 +159,10 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
         summary.seconds = time.perf_counter() - start
         # One list per data root; rows of clips this run did not look at are kept.
         covered = {str(r.path) for r in records} | {r.clip_id for r in records}
-        skips.write_merged(cache.skip_file(get_adapter(cfg).root(cfg)), covered)
+        skip_file = cache.skip_file(get_adapter(cfg).root(cfg))
+        skips.write_merged(skip_file, covered)
+        if len(summary.flagged):
+            summary.flagged.write_merged(skip_file.with_name("flagged" + skip_file.name[7:]), covered)
     return summary
 
 
@@ -193,6 +202,9 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
                     good.append(it)
             for it, feats in zip(good, nets.features(good), strict=True):
                 record = todo[it["index"]]
+                for flag in it.get("flags", []):
+                    log.warning("accepted %s, but: %s", record.path, flag)
+                    summary.flagged.add(record.path, flag)
                 cache.put(record, make_entry(record, it, feats, nets.pretrained))
                 summary.truncated += bool(it["truncated"])
             now = time.perf_counter()
