@@ -43,6 +43,8 @@ class FoldData:
     extra_classes: dict[str, int]
     skips: SkipList
     tokenizer: Tokenizer | None = None
+    # {clip id: media file} of the training clips (predict's feature check re-makes one).
+    train_paths: dict[str, str] | None = None
 
 
 def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
@@ -73,7 +75,8 @@ def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     entries = _same_shapes(entries, batch_keys(cfg), skips)
     datasets = {p: _dataset(cfg, entries[p], p) for p in PARTS}
     return FoldData(datasets, split, adapter.label_names,
-                    {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer)
+                    {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer,
+                    {r.clip_id: str(r.path) for r in parts["train"] if r.path is not None})
 
 
 def _same_shapes(entries: dict[str, list[dict]], keys: list[str],

@@ -36,6 +36,7 @@ from mmer.train.runs import (
     read_metrics,
     save_checkpoint,
     write_metrics,
+    write_reference,
 )
 
 log = logging.getLogger(__name__)
@@ -229,12 +230,25 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
 
 def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
     result: dict[str, Any] = dict(best or {})
+    if (out_dir / "best.pt").is_file():
+        _write_reference(cfg, data, out_dir, device)
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
         test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
                      get_adapter(cfg).extra_tasks)
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
+
+
+def _write_reference(cfg: Config, data: FoldData, out_dir: Path, device) -> None:
+    """``reference.pt``: best.pt's training embeddings and a probe clip, for predict."""
+    model, ckpt = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+    train = data.parts["train"]
+    out = embed(model.to(device), eval_loader(train, cfg.train.batch_size), device=device)
+    first = train.clip_ids[0]
+    probe = {"clip_id": first, "path": (data.train_paths or {}).get(first),
+             "features": {k: v[0].clone() for k, v in train.inputs.items()}}
+    write_reference(out_dir, "best.pt", ckpt.get("epoch"), out, train.clip_ids, train.speakers, probe)
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
