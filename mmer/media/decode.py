@@ -203,7 +203,11 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
     if audio:
         if not got.chunks:
             raise DecodeError(path, "zero decoded audio samples")
-        wave = _resample(got.mono(), got.native_rate, sample_rate)
+        native = got.mono()
+        bad = int(native.size - np.isfinite(native).sum())
+        if bad:  # a float wav can hold them; every feature downstream would be NaN
+            raise DecodeError(path, f"{bad} non-finite audio samples (NaN or inf)")
+        wave = _resample(native, got.native_rate, sample_rate)
     notes = _audio_notes(path, wave) if audio else []
     return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes)
 
