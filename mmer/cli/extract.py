@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 
 from mmer.cli import add_config_args, load_args_config, run_command
+from mmer.device import apply_threads
 from mmer.features.pipeline import extract
 
 log = logging.getLogger("mmer.extract")
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
+    apply_threads()
     summary = extract(cfg, limit=args.limit, device=args.device, verify=args.verify)
     log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
              summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)

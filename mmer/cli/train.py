@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.datasets import get_adapter
+from mmer.device import apply_threads
 from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
 from mmer.train.loop import run_fold
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
+    apply_threads()
     if get_adapter(cfg).fixed_split and args.folds == "all":
         raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
     if args.extract:

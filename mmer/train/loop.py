@@ -126,6 +126,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     t = cfg.train
     device = resolve_device(t.device)
     set_deterministic(t.deterministic)
+    threads = torch.get_num_threads()
+    if t.deterministic:  # CPU kernels split reductions by thread count: fix it for the math
+        torch.set_num_threads(1)
+        log.info("train.deterministic: torch held to 1 thread for this fold (was %d)", threads)
     seed_everything(t.seed)
     train_set, tok = data.parts["train"], data.tokenizer
     model, loss_fn = _model_and_loss(cfg, data, device)
@@ -168,7 +172,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
             save_checkpoint(out_dir / "last.pt", dict(state, best=best))
     finally:
         writer.close()
-    return _result(cfg, data, out_dir, best, device)
+    try:
+        return _result(cfg, data, out_dir, best, device)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _model_and_loss(cfg: Config, data: FoldData, device: torch.device) -> tuple[torch.nn.Module, Any]:
