@@ -20,9 +20,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# When this process started writing files: a temporary file older than this, whose writer
-# holds no lock on it, was left by a killed run (see clean_orphans).
-PROCESS_START = time.time()
+# A temporary file whose writer holds no lock on it, and older than this (the moment
+# between its creation and its locking in atomic_path), was left by a killed run.
+ORPHAN_AGE_S = 0.2
 
 
 def _current_umask() -> int:
@@ -55,13 +55,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def clean_orphans(folder: str | Path) -> list[Path]:
     """Delete the temporary files (``.<name>.*.tmp``) a killed writer left in `folder`.
 
-    A file counts as an orphan when it is older than this process and no live writer
-    holds its lock (see :func:`atomic_path`). Returns the files removed.
+    A file counts as an orphan when no live writer holds its lock (see :func:`atomic_path`;
+    the kernel drops the lock of a killed process) and it is older than
+    :data:`ORPHAN_AGE_S`. Returns the files removed.
     """
     removed = []
     for tmp in sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []:
         try:
-            if tmp.stat().st_mtime >= PROCESS_START:
+            if tmp.stat().st_mtime > time.time() - ORPHAN_AGE_S:
                 continue
             with open(tmp, "rb") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,7 +84,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # surrogateescape: a file name that is not UTF-8 (in a report, say) keeps its bytes.
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -132,7 +134,8 @@ class SkipList:
 
     def write(self, path: str | Path) -> None:
         lines = ["item\treason"] + [f"{s.item}\t{s.reason}" for s in self.items]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
 
     def write_merged(self, path: str | Path, covered: set[str]) -> None:
         """Write these skips to `path`, keeping the rows of an earlier list there whose item
@@ -148,7 +151,7 @@ class SkipList:
     @staticmethod
     def read(path: str | Path) -> SkipList:
         skips = SkipList()
-        rows = Path(path).read_text(encoding="utf-8").splitlines()[1:]
+        rows = Path(path).read_bytes().decode("utf-8", "surrogateescape").splitlines()[1:]
         for row in rows:
             item, _, reason = row.partition("\t")
             skips.items.append(Skip(item, reason))

@@ -133,7 +133,7 @@ class FeatureCache:
         except OSError as err:
             raise CacheEntryError(f"{clip}: cannot stat clip ({err.strerror})") from None
         raw = f"{clip}\0{st.st_size}\0{st.st_mtime_ns}\0{self.config_hash}"
-        key = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+        key = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         stem = _UNSAFE.sub("_", record.clip_id).strip("_") or "clip"
         return self.dir / f"{stem}.{key}.pt"
 
