@@ -27,6 +27,7 @@ from mmer.features.pipeline import collect_records
 from mmer.inputs.builder import MissingFeaturesError, model_entries
 from mmer.inputs.datasets import FeatureDataset, eval_loader
 from mmer.io import SkipList
+from mmer.train.data import same_shapes
 from mmer.train.engine import embed
 from mmer.train.runs import checkpoint_tokenizer
 
@@ -126,9 +127,11 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
         log.warning("%d evaluation clips have the clip id of a training clip (first: %s): "
                     "is the other data root really other actors?", len(shared), shared[0])
     other_records = _without_extraction_skips(other_cfg, other_records, skips)
+    parts["test"] = load_entries(other_cfg, other_records, "evaluation", ckpt)
+    # Inputs shaped unlike the training clips' (a long clip's log-mel segments) are listed.
+    parts = same_shapes(parts, batch_keys(other_cfg), skips)
     if skipped is not None:
         skipped.extend(skips)
-    parts["test"] = load_entries(other_cfg, other_records, "evaluation", ckpt)
     return parts, other_cfg
 
 

@@ -72,14 +72,14 @@ def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     if "text" in input_keys(cfg.model).values() and uses_tokens(cfg.text):
         tokenizer = make_tokenizer(cfg.text, [str(r.extra["text"]) for r in parts["train"]])
     entries = {p: model_entries(cfg, parts[p], p, tokenizer=tokenizer, visual=visual) for p in PARTS}
-    entries = _same_shapes(entries, batch_keys(cfg), skips)
+    entries = same_shapes(entries, batch_keys(cfg), skips)
     datasets = {p: _dataset(cfg, entries[p], p) for p in PARTS}
     return FoldData(datasets, split, adapter.label_names,
                     {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer,
                     {r.clip_id: str(r.path) for r in parts["train"] if r.path is not None})
 
 
-def _same_shapes(entries: dict[str, list[dict]], keys: list[str],
+def same_shapes(entries: dict[str, list[dict]], keys: list[str],
                  skips: SkipList) -> dict[str, list[dict]]:
     """Each part's entries less those whose inputs differ in shape from most training
     entries (e.g. a long clip's log-mel segments without ``audio.clip_seconds``), listed."""
