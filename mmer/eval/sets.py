@@ -128,6 +128,11 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
                     "is the other data root really other actors?", len(shared), shared[0])
     other_records = _without_extraction_skips(other_cfg, other_records, skips)
     parts["test"] = load_entries(other_cfg, other_records, "evaluation", ckpt)
+    if other_records and not parts["test"] and "visual" in batch_keys(other_cfg):
+        raise MissingFeaturesError(
+            f"none of the {len(other_records)} evaluation clips has a row in the visual table "
+            f"{get_adapter(other_cfg).visual_section(other_cfg).visual_table}; give the other "
+            f"data's table: --data-set {get_adapter(other_cfg).name}.visual_table=FILE")
     # Inputs shaped unlike the training clips' (a long clip's log-mel segments) are listed.
     parts = same_shapes(parts, batch_keys(other_cfg), skips)
     if skipped is not None:

@@ -82,11 +82,6 @@ def visual_rows(cfg: Config, records: Sequence[ClipRecord], what: str) -> dict[s
     other = what == "evaluation"
     rows, _ = visual_features(section, records, list_unused=other)
     lacking = [r.clip_id for r in records if r.clip_id not in rows]
-    if other and records and len(lacking) == len(records):
-        raise MissingFeaturesError(
-            f"none of the {len(records)} evaluation clips has a row in the visual table "
-            f"{section.visual_table}; give the other data's table: --data-set "
-            f"{get_adapter(cfg).name}.visual_table=FILE")
     if lacking and not other:
         raise MissingFeaturesError(f"{len(lacking)} {what} clips have no row in the visual table "
                                    f"{section.visual_table} (first: {lacking[0]})")
