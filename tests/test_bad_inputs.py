@@ -388,6 +388,12 @@ def test_training_skips_what_extraction_skipped_and_odd_shapes(trained, corpus):
     _no_tmp(trained)
 
 
+def test_evaluate_own_fold_leaves_out_what_training_left_out(trained):
+    assert evaluate_cli.main(["--run", str(trained), "--no-plots"]) == 0
+    report = json.loads((trained / "fold_0" / "report.json").read_text(encoding="utf-8"))
+    assert report["n_clips"]["test"] >= 2
+
+
 def test_evaluate_other_root_skips_unreadable_clips(trained, corpus, tmp_path, caplog):
     other = tmp_path / "other" / "Actors"
     for actor in (1, 2):

@@ -117,7 +117,8 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     wanted = ("train",) if other else ("train", "val", "test")
     parts = {p: load_entries(cfg, records[p], p, ckpt) for p in wanted if p in records}
     if not other:
-        return parts, cfg
+        # The clips training left out for their input shape (see mmer.train.data.same_shapes).
+        return same_shapes(parts, batch_keys(cfg), skipped if skipped is not None else SkipList()), cfg
     other_cfg = data_config(ckpt["config"], data_root, data_overrides)
     other_records, skips = collect_records(other_cfg)
     if len(skips):
