@@ -174,13 +174,23 @@ class EmotionLoss(nn.Module):
     def _ce(self, logits: Tensor, y: Tensor, mix: tuple[float, Tensor] | None,
             weight: Tensor | None) -> Tensor:
         logits = logits.float()
-        smooth = self.cfg.label_smoothing
-        ce = F.cross_entropy(logits, y, weight=weight, label_smoothing=smooth)
+        ce = self._ce_of(logits, y, weight)
         if mix is None:
             return ce
         lam, perm = mix
-        return lam * ce + (1.0 - lam) * F.cross_entropy(logits, y[perm], weight=weight,
-                                                        label_smoothing=smooth)
+        return lam * ce + (1.0 - lam) * self._ce_of(logits, y[perm], weight)
+
+    def _ce_of(self, logits: Tensor, y: Tensor, weight: Tensor | None) -> Tensor:
+        """Cross-entropy, or with ``loss.focal_gamma`` > 0 the focal loss: each item's
+        (class-weighted, smoothed) CE times (1 - p_y) ** gamma, normalised like weighted CE
+        (by the sum of the items' class weights)."""
+        smooth, gamma = self.cfg.label_smoothing, self.cfg.focal_gamma
+        if gamma == 0:
+            return F.cross_entropy(logits, y, weight=weight, label_smoothing=smooth)
+        per_item = F.cross_entropy(logits, y, weight=weight, label_smoothing=smooth, reduction="none")
+        p_y = F.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+        norm = weight[y].sum() if weight is not None else torch.tensor(float(len(y)))
+        return ((1.0 - p_y).pow(gamma) * per_item).sum() / norm
 
 
 def build_loss(cfg: LossConfig, label_names: Sequence[str], *, train_labels: Sequence[int] | None = None,

@@ -1,7 +1,12 @@
 """``python -m mmer.extract``: turn every clip of a dataset into cached backbone features.
 
     python -m mmer.extract --config configs/ravdess.yaml [--set k=v ...] [--limit N]
-                           [--device cpu|cuda|auto] [--verify]
+                           [--device cpu|cuda|auto] [--shard I/N] [--verify]
+    torchrun --nproc_per_node N -m mmer.extract --config ...   # one shard per rank
+
+Clips are split by rank (``--shard``, or torchrun's RANK/WORLD_SIZE) with no clip done
+twice; independent processes on one cache claim clips and so share the work. Each leaves
+its counts and clip lists in the cache's ``summary.json``; the skip list is merged.
 
 Clips already in the cache are skipped, so a killed or interrupted run resumes where it
 stopped; an entry cut short is redone, and ``--verify`` loads every entry and redoes the
@@ -14,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
+
+import torch
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.device import apply_threads
+from mmer.features.claims import parse_shard
 from mmer.features.pipeline import extract
 
 log = logging.getLogger("mmer.extract")
@@ -31,13 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: features.device of the config")
     parser.add_argument("--verify", action="store_true",
                         help="load every cache entry and extract the unreadable ones again")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="only clips I, I+N, ... (default under torchrun: RANK/WORLD_SIZE)")
     return parser
+
+
+def shard_from(args: argparse.Namespace) -> tuple[int, int] | None:
+    """--shard, else torchrun's RANK/WORLD_SIZE (each rank on its own GPU), else None."""
+    if args.shard is not None:
+        return parse_shard(args.shard)
+    if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available() and local < torch.cuda.device_count():
+            torch.cuda.set_device(local)  # "cuda" then means this rank's GPU
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
     apply_threads()
-    summary = extract(cfg, limit=args.limit, device=args.device, verify=args.verify)
+    shard = shard_from(args)
+    summary = extract(cfg, limit=args.limit, device=args.device, shard=shard,
+                      progress=shard is None or shard[0] == 0, verify=args.verify)
     log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
              summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)
     if summary.truncated:

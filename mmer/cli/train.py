@@ -8,6 +8,10 @@ Writes ``<train.runs_dir>/<NAME>/fold_<k>/`` (config.yaml, split.json, metrics.j
 last.pt, best.pt, skipped.tsv, TensorBoard events). Rerunning the same command resumes
 from ``last.pt``. ``--folds all`` trains every fold and writes ``summary.md``/``summary.json``
 (per fold, mean +- std) to ``<runs_dir>/<NAME>/``.
+
+Data-parallel: ``torchrun --nproc_per_node N train.py --config ...`` (the same global
+batch, split across the N processes; rank 0 writes the run folder; see
+:mod:`mmer.train.distributed`).
 Exit codes: 0 done, 1 training stopped (e.g. a non-finite loss), 2 bad config or data,
 130 interrupted.
 """
@@ -22,6 +26,7 @@ from mmer.datasets import get_adapter
 from mmer.device import apply_threads
 from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
+from mmer.train import distributed
 from mmer.train.loop import run_fold
 from mmer.train.runs import fold_dir, summarise_folds, write_summary
 
@@ -44,10 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
     apply_threads()
+    ctx = distributed.init_from_env(cfg.train.device)
+    try:
+        return _train(args, cfg, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, cfg, ctx: distributed.DistContext) -> int:
     if get_adapter(cfg).fixed_split and args.folds == "all":
         raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
     if args.extract:
-        extract(cfg)
+        extract(cfg, shard=(ctx.rank, ctx.world_size), progress=ctx.is_main)
+        distributed.barrier()
     name = args.run_name or cfg.name
     folds = list(range(cfg.split.n_folds)) if args.folds == "all" else [
         cfg.split.fold if args.fold is None else args.fold]
@@ -57,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         log.info("fold %d -> %s", fold, out)
         results[fold] = run_fold(cfg, fold, out)
         log.info("fold %d result: %s", fold, results[fold])
-    if args.folds == "all":
+    if args.folds == "all" and ctx.is_main:
         root = fold_dir(cfg.train.runs_dir, name, 0).parent
         keys = SUMMARY_KEYS + (("select_test_accuracy", "select_test_uar") if cfg.train.refit else ())
         table = write_summary(root, summarise_folds(results, keys), keys)

@@ -119,17 +119,29 @@ def config_from_dict(data: dict, overrides: Sequence[str] = (), source: str = "<
         _apply_override(data, item)
     try:
         cfg = _build(Config, data, "")
-        _check_values(cfg)
+        check_values(cfg)
         return cfg
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def _check_values(cfg: Config) -> None:
-    """Values of the right type that still cannot work, refused with their key path."""
-    for where, value in (("train.lr", cfg.train.lr),):
-        if not math.isfinite(value) or value <= 0:
-            raise ConfigError(f"{where}: expected a positive learning rate, got {value!r}")
+def check_values(cfg: Config) -> None:
+    """Value checks the types cannot express (ranges, keys that only work together)."""
+    t = cfg.text
+    if t.context < 0:
+        raise ConfigError(f"text.context must be 0 or more past utterances, got {t.context}")
+    if t.dialogue != "none" and (t.encoder != "minilm" or t.finetune or t.context < 1):
+        raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM utterance "
+                          "embeddings: it needs text.encoder: minilm, text.finetune: false and "
+                          f"text.context >= 1 (got {t.encoder}, {t.finetune}, {t.context})")
+    if not 0.0 < t.layer_decay <= 1.0:
+        raise ConfigError(f"text.layer_decay must be in (0, 1], got {t.layer_decay}")
+    if t.freeze_epochs < 0:
+        raise ConfigError(f"text.freeze_epochs must be 0 or more, got {t.freeze_epochs}")
+    if cfg.loss.focal_gamma < 0:
+        raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
+    if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:
+        raise ConfigError(f"train.lr: expected a positive learning rate, got {cfg.train.lr!r}")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

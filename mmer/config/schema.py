@@ -187,6 +187,8 @@ class LossConfig:
     emotional_margin_scale: float = 0.2
     class_weights: bool = False
     sentiment_weight: float = 0.5
+    # Focal loss (1 - p_y) ** gamma on every cross-entropy term; 0 is plain CE.
+    focal_gamma: float = 0.0
 
 
 @dataclass
@@ -224,6 +226,9 @@ class TrainConfig:
     # Refit: once the validation actors have chosen the epoch (in <fold>/select/), train
     # again on training + validation actors for that many epochs; that model is the fold's.
     refit: bool = False
+    # Processes training together (torchrun); 0: filled at start with the launched number,
+    # so a run folder's config.yaml records it and a resume with another number is refused.
+    world_size: int = 0
     num_workers: int = 0
     device: str = "auto"
     runs_dir: str = "runs"
@@ -263,6 +268,19 @@ class TextConfig:
     scratch_dim: int = 128
     scratch_layers: int = 2
     scratch_heads: int = 4
+    # Dialogue context (mmer/features/context.py): this many PRECEDING utterances of the
+    # same dialogue (speaker names included, the target marked) go with each utterance.
+    context: int = 0
+    # none: the context string is the text input (frozen embedding or tokens);
+    # gru / attention: each utterance ("Speaker: text") is embedded alone by the frozen
+    # MiniLM and a causal GRU / causal attention layer (mmer/models/dialogue.py) runs over
+    # the window of text.context past embeddings + the target's.
+    dialogue: Literal["none", "gru", "attention"] = "none"
+    # Fine-tuned MiniLM: layer-wise learning-rate decay (layer l of L gets
+    # finetune_lr * layer_decay ** (L - l); embeddings the lowest) and epochs to keep the
+    # MiniLM frozen at the start (head only), then it is trained.
+    layer_decay: float = 1.0
+    freeze_epochs: int = 0
 
 
 @dataclass

@@ -179,6 +179,7 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     report: dict[str, Any] = {
         "run": path.parent.parent.name, "fold": int(split.get("fold", 0)), "checkpoint": str(path),
         "epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "git": ckpt.get("git"),
+        "world_size": int(ckpt["config"].get("train", {}).get("world_size") or 1),  # torchrun processes
         "data_root": adapter.root(data_cfg),
         "data_overrides": list(data_overrides), "label_names": names,
         "split": split.get("actors", {"rule": split.get("rule")}),

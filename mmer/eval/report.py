@@ -5,6 +5,7 @@ A fold report is a plain dict built by :mod:`mmer.eval.evaluate`::
     {"run": str, "fold": int, "checkpoint": str, "data_root": str, "label_names": [...],
      "split": {"train": [actors], "val": [...], "test": [...]}, "n_clips": {...},
      "backbones": {"random": bool, "pretrained": {...}}, "config": {...},
+     "world_size": torchrun processes that trained it (1 without torchrun),
      "results": {"test": {"softmax": metrics, "knn": {"5": metrics, ...},
                           "embedding": {"precision_at_1", "map_at_r"}}, "val": {...}},
      "plots": {"tsne": "tsne_test.png", ...}}
@@ -157,6 +158,10 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
     members = report.get("config", {}).get("model", {}).get("ensemble", 1)
     if members > 1:
         lines.append(f"- model: an ensemble of {members} (mean softmax probability, joined embeddings)")
+    if report.get("world_size", 1) > 1:
+        batch = report.get("config", {}).get("train", {}).get("batch_size")
+        lines.append(f"- trained data-parallel on {report['world_size']} processes (torchrun), "
+                     f"global batch {batch}")
     if report.get("refit"):
         lines.append(f"- refit: trained on the training actors and the former validation actors "
                      f"{', '.join(map(str, report['refit']['val_actors']))} for {report.get('epoch')} "

@@ -6,10 +6,16 @@ Decoding and snippet/segment building run in DataLoader workers
 ``features.batch_size`` snippets (or segments) per forward pass, gathered from
 several clips. A clip that cannot be used is listed with its reason in
 ``skipped.tsv`` in the cache folder and the job carries on.
+
+Several processes can share the work (:mod:`mmer.features.claims`): ``shard=(i, n)``
+takes every n-th clip; independent processes on one cache claim each clip before decoding
+it; the skip list is merged, and each process adds what it did to the cache's
+``summary.json``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 from collections.abc import Sequence
@@ -29,6 +35,7 @@ from mmer.device import resolve_device
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
+from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
 from mmer.features.video import FaceDetector, HaarFaceDetector, video_snippets
 from mmer.io import SkipList, clean_orphans
 from mmer.media.decode import decode_clip
@@ -54,6 +61,9 @@ class ExtractSummary:
     # Clips accepted with something odd (silent track, very few frames, short wav data):
     # also in their entries' meta["flags"] and in the cache's flagged-<root hash>.tsv.
     flagged: SkipList = field(default_factory=lambda: SkipList(log_each=False))
+    # Clip ids by outcome, for summary.json; "elsewhere": claimed by another live process.
+    ids: dict[str, list[str]] = field(default_factory=lambda: {
+        "extracted": [], "cached": [], "skipped": [], "claimed_elsewhere": []})
 
     @property
     def clips_per_s(self) -> float:
@@ -103,9 +113,11 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
 class ClipDataset(Dataset):
     """Item i: ``prepare_clip`` of records[i] plus ``index``, or ``{"index", "error"}``."""
 
-    def __init__(self, records: Sequence[ClipRecord], cfg: Config) -> None:
+    def __init__(self, records: Sequence[ClipRecord], cfg: Config, *, claims: Claims | None = None,
+                 cache: FeatureCache | None = None) -> None:
         self.records = list(records)
         self.cfg = cfg
+        self.claims, self.cache = claims, cache
         self.video, self.audio = wanted_streams(cfg)
         self._cropper: FaceDetector | None = None  # built lazily: one per worker process
         self._functionals: Egemaps | None = None
@@ -115,6 +127,12 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
+        if self.claims is not None:  # claimed here, where the decoding starts, so work is shared
+            if not self.claims.acquire(str(record.path)):
+                return {"index": index, "busy": True}
+            if self.cache is not None and self.cache.has(record):
+                self.claims.release(str(record.path))
+                return {"index": index, "cached": True}
         try:
             if self._cropper is None and self.video and self.cfg.video.face_crop:
                 self._cropper = HaarFaceDetector()
@@ -129,14 +147,19 @@ class ClipDataset(Dataset):
 
 
 def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
-            progress: bool = True, verify: bool = False) -> ExtractSummary:
+            progress: bool = True, shard: tuple[int, int] | None = None,
+            claims: bool = True, verify: bool = False) -> ExtractSummary:
     """Extract and cache the features of every clip of `cfg` not cached yet.
 
+    `shard` ``(i, n)``: only clips i, i + n, ... (after `limit`). `claims`: claim each clip
+    first (:class:`mmer.features.claims.Claims`) so concurrent processes share the work.
     An entry that is not whole (a cut file) counts as missing and is redone; with `verify`
     every entry is also loaded, and one that cannot be read is deleted and redone."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     records, skips = collect_records(cfg)
     records = records[:limit] if limit is not None else records
+    every = records
+    records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
     clean_orphans(cache.dir)
     for record in records:
@@ -148,21 +171,26 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     todo = [r for r in records if r.path is not None and not cache.has(r)]
     with_media = sum(r.path is not None for r in records)
     summary = ExtractSummary(total=len(records), cached=with_media - len(todo))
+    summary.ids["skipped"] = [r.clip_id for r in records if r.path is None]
+    waiting = {r.clip_id for r in todo}
+    summary.ids["cached"] = [r.clip_id for r in records if r.path is not None and r.clip_id not in waiting]
     log.info("%d clips, %d already cached in %s, %d to extract",
              len(records), summary.cached, cache.dir, len(todo))
     dev = resolve_device(device or cfg.features.device)
     try:
         if todo:
-            _extract_clips(cfg, todo, cache, Backbones(cfg, dev), skips, summary, progress)
+            owner = Claims(cache.dir / LOCKS) if claims else None
+            _extract_clips(cfg, todo, cache, Backbones(cfg, dev), skips, summary, progress, owner)
     finally:
         summary.skipped = len(skips)
         summary.seconds = time.perf_counter() - start
-        # One list per data root; rows of clips this run did not look at are kept.
-        covered = {str(r.path) for r in records} | {r.clip_id for r in records}
+        done = {k for r in every if cache.has(r) for k in (str(r.path), r.clip_id)}
+        # One list per data root, the union with other processes' skips.
         skip_file = cache.skip_file(get_adapter(cfg).root(cfg))
-        skips.write_merged(skip_file, covered)
+        merge_skip_file(skip_file, skips, done=done)
         if len(summary.flagged):
-            summary.flagged.write_merged(skip_file.with_name("flagged" + skip_file.name[7:]), covered)
+            merge_skip_file(skip_file.with_name("flagged" + skip_file.name[7:]), summary.flagged)
+        _record(cache, summary, started, shard)
     return summary
 
 
@@ -182,11 +210,21 @@ def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord]) -> int:
     return bad
 
 
+def _record(cache: FeatureCache, summary: ExtractSummary, started: float,
+            shard: tuple[int, int] | None) -> None:
+    """This process's line in the cache's summary.json."""
+    record = {"shard": f"{shard[0]}/{shard[1]}" if shard else None, "pid": os.getpid(),
+              "started": started, "finished": time.time(), "n_clips": summary.total,
+              **{f"n_{k}": len(v) for k, v in summary.ids.items()}, **summary.ids}
+    record_summary(cache.dir, worker_id(shard), record)
+
+
 def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
-                   nets: Backbones, skips: SkipList, summary: ExtractSummary, progress: bool) -> None:
+                   nets: Backbones, skips: SkipList, summary: ExtractSummary, progress: bool,
+                   claims: Claims | None = None) -> None:
     n_snip = max(cfg.video.n_snippets, cfg.audio.n_segments, 1)
     # collate_fn=list: a batch stays a list of clip dicts (their shapes may differ).
-    loader = DataLoader(ClipDataset(todo, cfg), batch_size=max(1, cfg.features.batch_size // n_snip),
+    loader = DataLoader(ClipDataset(todo, cfg, claims=claims, cache=cache), batch_size=max(1, cfg.features.batch_size // n_snip),
                         num_workers=cfg.features.num_workers, collate_fn=list,
                         pin_memory=nets.cuda, generator=torch.Generator().manual_seed(0),
                         worker_init_fn=_worker_init)
@@ -194,12 +232,7 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
     with tqdm(total=len(todo), unit="clip", desc="extract", disable=not progress) as bar, \
             torch.inference_mode():
         for items in loader:
-            good = []
-            for it in items:
-                if "error" in it:
-                    skips.add(todo[it["index"]].path, it["error"])
-                else:
-                    good.append(it)
+            good = _sort_items(items, todo, skips, summary, claims)
             for it, feats in zip(good, nets.features(good), strict=True):
                 record = todo[it["index"]]
                 for flag in it.get("flags", []):
@@ -207,12 +240,35 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
                     summary.flagged.add(record.path, flag)
                 cache.put(record, make_entry(record, it, feats, nets.pretrained))
                 summary.truncated += bool(it["truncated"])
+                summary.ids["extracted"].append(record.clip_id)
+                if claims is not None:
+                    claims.release(str(record.path))
             now = time.perf_counter()
             summary.done += len(good)
             summary.clip_seconds += [(now - tick) / len(items)] * len(good)
             tick = now
             bar.update(len(items))
     summary.cpu_seconds = _cpu_time() - cpu  # the loader has joined its workers by now
+
+
+def _sort_items(items: list[dict[str, Any]], todo: list[ClipRecord], skips: SkipList,
+                summary: ExtractSummary, claims: Claims | None) -> list[dict[str, Any]]:
+    """The items to run through the backbones; the others are counted (and unclaimed)."""
+    good = []
+    for it in items:
+        record = todo[it["index"]]
+        outcome = ("claimed_elsewhere" if it.get("busy") else "cached" if it.get("cached")
+                   else "skipped" if "error" in it else None)
+        if outcome is None:
+            good.append(it)
+            continue
+        summary.ids[outcome].append(record.clip_id)
+        if outcome == "skipped":
+            skips.add(record.path, it["error"])
+            if claims is not None:
+                claims.release(str(record.path))
+        summary.cached += outcome == "cached"
+    return good
 
 
 def _cpu_time() -> float:

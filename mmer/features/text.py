@@ -25,6 +25,7 @@ from torch import Tensor
 
 from mmer.config import Config, ConfigError
 from mmer.errors import BadInput
+from mmer.features.context import context_windows, spoken
 from mmer.io import atomic_save
 from mmer.nets.minilm import load_sentence_model, minilm_dir, minilm_id
 
@@ -112,18 +113,43 @@ def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu
     return cache.embed(texts, compute)
 
 
-def with_text(entries: Sequence[dict], cfg: Config) -> list[dict]:
+def with_text(entries: Sequence[dict], cfg: Config, texts: Sequence[str] | None = None) -> list[dict]:
     """`entries` (cache or record entries of MELD clips) with ``"text"``: the (384,) frozen
-    MiniLM embedding of ``entry["extra"]["text"]``, the model's text input.
+    MiniLM embedding of `texts` (default: each ``entry["extra"]["text"]``; the input builder
+    passes context strings, :mod:`mmer.features.context`), the model's text input.
 
     Only the frozen encoder gives fixed per-clip vectors; a trained one (``text.encoder:
     scratch`` or ``text.finetune``) reads token ids inside the model instead.
     """
+    _check_frozen(cfg)
+    if not entries:
+        return []
+    if texts is None:
+        texts = [str(e["extra"]["text"]) for e in entries]
+    vectors = sentence_embeddings(list(texts), cfg)
+    return [dict(e, text=v) for e, v in zip(entries, vectors, strict=True)]
+
+
+def with_dialogue_windows(entries: Sequence[dict], cfg: Config) -> list[dict]:
+    """`entries` with ``"text"`` (W, 384), W = ``text.context`` + 1: the frozen embeddings of
+    ``"Speaker: text"`` of the `text.context` preceding utterances of the dialogue, oldest
+    first, then the target's in the last row. Dialogues with less past are left-padded with
+    zero rows (real embeddings have unit norm, so a zero row marks padding)."""
+    _check_frozen(cfg)
+    if not entries:
+        return []
+    vectors = sentence_embeddings([spoken(e) for e in entries], cfg)
+    width = cfg.text.context + 1
+    out = []
+    for entry, window in zip(entries, context_windows(entries, cfg.text.context), strict=True):
+        rows = torch.zeros(width, vectors.shape[1])
+        rows[width - len(window):] = vectors[window]
+        out.append(dict(entry, text=rows))
+    return out
+
+
+def _check_frozen(cfg: Config) -> None:
     if cfg.text.encoder != "minilm" or cfg.text.finetune:
         raise ConfigError("a text input from the feature entries is the frozen MiniLM embedding "
                           "(text.encoder: minilm, text.finetune: false); a trained text encoder "
                           "runs text-only: model.modalities: [text]")
-    if not entries:
-        return []
-    vectors = sentence_embeddings([str(e["extra"]["text"]) for e in entries], cfg)
-    return [dict(e, text=v) for e, v in zip(entries, vectors, strict=True)]

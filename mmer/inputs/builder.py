@@ -6,7 +6,10 @@
    reads no media (text-only MELD), the record's own fields;
 2. the text: the frozen MiniLM sentence embedding (``"text"``), or token ids and mask
    (``"input_ids"``, ``"attention_mask"``) for a trained text encoder, by the tokenizer
-   fitted on the training texts;
+   fitted on the training texts. With ``text.context`` > 0 the text is the utterance's
+   context string (:func:`input_texts`: the target marked, then the preceding utterances
+   of its dialogue with speaker names), or, with ``text.dialogue``, a (context + 1, D)
+   window of per-utterance embeddings for the dialogue layer;
 3. the precomputed visual table row (``"visual"``) when the model reads one;
 4. per-speaker standardisation (``model.speaker_norm``).
 
@@ -28,7 +31,8 @@ from mmer.datasets.records import ClipRecord
 from mmer.datasets.visual_table import visual_features, with_visual
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache, record_entry
-from mmer.features.text import with_text
+from mmer.features.context import context_strings
+from mmer.features.text import with_dialogue_windows, with_text
 from mmer.features.tokenizer import Tokenizer
 from mmer.inputs.speaker_norm import speaker_normalise
 
@@ -57,11 +61,14 @@ def base_entries(cfg: Config, records: Sequence[ClipRecord], what: str) -> list[
 
 
 def with_tokens(entries: Sequence[Mapping[str, Any]], tokenizer: Tokenizer,
-                max_tokens: int) -> list[dict[str, Any]]:
-    """Copies of `entries` with ``input_ids`` and ``attention_mask`` (max_tokens,) of their text."""
+                max_tokens: int, texts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Copies of `entries` with ``input_ids`` and ``attention_mask`` (max_tokens,) of `texts`
+    (default: their own text; the builder passes context strings)."""
     if not entries:
         return []
-    batch = tokenizer.encode([str(e["extra"]["text"]) for e in entries], max_tokens)
+    if texts is None:
+        texts = [str(e["extra"]["text"]) for e in entries]
+    batch = tokenizer.encode(list(texts), max_tokens)
     return [dict(e, input_ids=ids, attention_mask=mask)
             for e, ids, mask in zip(entries, batch.ids, batch.mask, strict=True)]
 
@@ -107,18 +114,30 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
     """Steps 2-4 on base entries (cache entries, or entries a clip was just featurised into)."""
     keys = batch_keys(cfg)
     entries = list(entries)
-    if "text" in keys:
-        entries = with_text(entries, cfg)
+    if "text" in keys and cfg.text.dialogue != "none":
+        entries = with_dialogue_windows(entries, cfg)
+    elif "text" in keys:
+        entries = with_text(entries, cfg, input_texts(cfg, entries))
     if TOKEN_KEYS[0] in keys:
         if tokenizer is None:
             raise BadInput("a trained text encoder needs the run's tokenizer (checkpoint 'tokenizer')")
-        entries = with_tokens(entries, tokenizer, cfg.text.max_tokens)
+        entries = with_tokens(entries, tokenizer, cfg.text.max_tokens, input_texts(cfg, entries))
     if "visual" in keys:
         rows = visual if visual is not None else visual_rows(cfg, records, what)
         entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
     if cfg.model.speaker_norm and entries:  # each side's speakers are its own
         entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS])
     return entries
+
+
+def input_texts(cfg: Config, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The text each entry's utterance is read as: its own text, or with ``text.context`` > 0
+    the context string of :func:`mmer.features.context.context_strings` (the target marked,
+    then the past utterances of its dialogue among `entries`, most recent first)."""
+    if cfg.text.context and entries and "utterance_id" not in entries[0].get("extra", {}):
+        raise BadInput(f"text.context needs dialogue and utterance ids; dataset {cfg.dataset} "
+                       "has none")
+    return context_strings(entries, cfg.text.context)
 
 
 def text_mode(cfg: Config) -> str | None:

@@ -18,6 +18,7 @@ from mmer.config import Config, ConfigError, ModelConfig, input_keys
 from mmer.config.keys import TOKEN_KEYS, uses_tokens
 from mmer.errors import BadInput
 from mmer.models.attention import make_encoder
+from mmer.models.dialogue import DialogueEncoder
 from mmer.models.fusion import LateFusion, make_fusion
 from mmer.models.heads import EmbeddingHead, LateFusionHead, ModelOutput
 from mmer.models.text import TokenTextModel, build_text_encoder
@@ -70,8 +71,9 @@ class EmotionModel(nn.Module):
         self.input_keys = dict(keys)
         self.modalities = list(keys)
         self.encoders = nn.ModuleDict(dict(encoders))
+        # Log-mels and the dialogue layer's zero-padded windows are read as they are.
         self.norms = nn.ModuleDict({m: InputStandardizer(shapes[k]) for m, k in self.input_keys.items()
-                                    if k != "logmel"})
+                                    if k != "logmel" and not getattr(encoders[m], "raw_input", False)})
         self.fusion = fusion
         self.head = head
         self.embed_dim = embed_dim
@@ -96,6 +98,9 @@ class EmotionModel(nn.Module):
         for modality, norm in self.norms.items():
             if self.input_keys[modality] in inputs:  # text from token ids comes from the model
                 norm.fit(inputs[self.input_keys[modality]])
+        for modality, encoder in self.encoders.items():  # those that standardise themselves
+            if getattr(encoder, "raw_input", False) and self.input_keys[modality] in inputs:
+                encoder.fit(inputs[self.input_keys[modality]])
 
 
 def _mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:
@@ -155,7 +160,8 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
         encoder = build_text_encoder(cfg.text, vocab_size=vocab[0], pad_id=vocab[1], dropout=m.dropout)
         input_shapes = {**{k: v for k, v in input_shapes.items() if k not in TOKEN_KEYS},
                         "text": [encoder.out_dim]}
-    members = [_emotion_model(m, input_shapes, n_classes, extra_classes) for _ in range(m.ensemble)]
+    members = [_emotion_model(m, input_shapes, n_classes, extra_classes, dialogue=cfg.text.dialogue)
+               for _ in range(m.ensemble)]
     model: nn.Module = members[0] if m.ensemble == 1 else EnsembleModel(members)
     if encoder is not None:
         model = TokenTextModel(encoder, model)
@@ -166,7 +172,7 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
 
 
 def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_classes: int,
-                   extra_classes: Mapping[str, int] | None) -> EmotionModel:
+                   extra_classes: Mapping[str, int] | None, *, dialogue: str = "none") -> EmotionModel:
     keys = input_keys(m)
     missing = [k for k in keys.values() if k not in input_shapes]
     if missing:
@@ -177,6 +183,10 @@ def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_
     encoders = {}
     for modality, key in keys.items():
         width = m.audio_width if key == "logmel" else None
+        if key == "text" and dialogue != "none":
+            encoders[modality] = DialogueEncoder(tuple(input_shapes[key]), m.d_model, m.n_heads,
+                                                 m.dropout, kind=dialogue)
+            continue
         encoders[modality] = make_encoder(input_shapes[key], m.d_model, m.n_heads, m.dropout,
                                           logmel_width=width)
     fusion = make_fusion(m.fusion, modalities=list(keys), dim=m.d_model, n_heads=m.n_heads,

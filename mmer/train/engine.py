@@ -96,7 +96,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], loss_
         n_items += b
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        elapsed = time.perf_counter() - start
+        bar.set_postfix({"loss": f"{float(loss.detach()):.4f}",
+                         "items/s": f"{n_items / elapsed:.1f}" if elapsed > 0 else "-"})
     seconds = time.perf_counter() - start
     means = {k: v / max(n_items, 1) for k, v in sums.items()}
     means["clips_per_s"] = n_items / seconds if seconds > 0 else math.nan

@@ -4,9 +4,14 @@
 with checkpoints in the fold folder. Rerunning the same command resumes from ``last.pt``
 (model, optimizer, scheduler; every epoch reseeds from ``(seed, epoch)``), so a resumed
 run ends with the same weights as an uninterrupted one.
+
+Under ``torchrun`` (:mod:`mmer.train.distributed`) the model is wrapped in DDP, each rank
+trains on its part of the same global batches, the loss covers every rank's clips, and
+rank 0 alone writes the run folder; ``train.world_size`` records the number of processes.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -27,6 +32,7 @@ from mmer.losses import build_loss
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder
 from mmer.seed import derive_seed, seed_everything, set_deterministic
+from mmer.train import distributed
 from mmer.train.data import FoldData, fold_data
 from mmer.train.engine import embed, train_one_epoch
 from mmer.train.runs import (
@@ -54,15 +60,45 @@ def lr_lambda(total_steps: int, warmup_steps: int):
 
 
 def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
-    """One group at ``train.lr``; a fine-tuned pretrained MiniLM's weights in a second
-    group at ``text.finetune_lr`` (they would be wrecked at the head's rate)."""
+    """One group at ``train.lr``; a fine-tuned pretrained MiniLM's weights in groups at
+    ``text.finetune_lr`` (they would be wrecked at the head's rate), one per depth with
+    layer-wise decay: depth d of L (embeddings 0, transformer layer i at i + 1, the rest
+    at L) gets ``finetune_lr * text.layer_decay ** (L - d)``."""
     encoder = getattr(model, "text_encoder", None)
-    slow = list(encoder.parameters()) if isinstance(encoder, MiniLMEncoder) else []
-    slow_ids = {id(p) for p in slow}
+    slow = dict(encoder.named_parameters()) if isinstance(encoder, MiniLMEncoder) else {}
+    slow_ids = {id(p) for p in slow.values()}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in slow_ids]}]
     if slow:
-        groups.append({"params": slow, "lr": cfg.text.finetune_lr})
+        n_layers = int(encoder.transformer.config.num_hidden_layers)
+        by_depth: dict[int, list[torch.nn.Parameter]] = {}
+        for name, p in slow.items():
+            by_depth.setdefault(minilm_depth(name, n_layers), []).append(p)
+        for depth in sorted(by_depth):
+            lr = cfg.text.finetune_lr * cfg.text.layer_decay ** (n_layers + 1 - depth)
+            groups.append({"params": by_depth[depth], "lr": lr})
     return groups
+
+
+def minilm_depth(name: str, n_layers: int) -> int:
+    """Depth of a MiniLMEncoder parameter (its name): 0 embeddings, i + 1 for
+    ``encoder.layer.i``, n_layers + 1 for anything above (the pooler)."""
+    parts = name.split(".")
+    if "embeddings" in parts:
+        return 0
+    if "layer" in parts:
+        index = parts[parts.index("layer") + 1]
+        if index.isdigit():
+            return int(index) + 1
+    return n_layers + 1
+
+
+def freeze_text_encoder(model: torch.nn.Module, frozen: bool) -> None:
+    """Stop (or restart) training a fine-tuned MiniLM (``text.freeze_epochs``): frozen
+    weights get no gradient, so AdamW leaves them and their moments untouched."""
+    encoder = getattr(model, "text_encoder", None)
+    if isinstance(encoder, MiniLMEncoder):
+        for p in encoder.parameters():
+            p.requires_grad_(not frozen)
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -123,8 +159,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     `stop_after`: stop after that many of the ``train.epochs`` epochs (the learning-rate
     schedule still spans all of them). Without validation clips the last epoch is best."""
     out_dir = Path(out_dir)
+    ctx = distributed.context()
+    cfg = with_world_size(cfg, ctx.world_size)
     t = cfg.train
-    device = resolve_device(t.device)
+    device = distributed.local_device(resolve_device(t.device))
     set_deterministic(t.deterministic)
     threads = torch.get_num_threads()
     if t.deterministic:  # CPU kernels split reductions by thread count: fix it for the math
@@ -142,40 +180,58 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
              "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent),
              "tokenizer": tok.state() if tok is not None else None}
     start, best = _start(out_dir, state, model, optimizer, scheduler)
+    net, loss_fn = distributed.wrap_model(model, device), distributed.GatheredLoss(loss_fn)
     adapter = get_adapter(cfg)
     key, extra_names = adapter.selection_metric, adapter.extra_tasks
-    _announce(cfg, out_dir, state, data)
+    if ctx.is_main:
+        _announce(cfg, out_dir, state, data)
     rows = [r for r in read_metrics(out_dir / "metrics.jsonl") if r["epoch"] <= start]
-    writer = SummaryWriter(str(out_dir), purge_step=start + 1)
+    writer = SummaryWriter(str(out_dir), purge_step=start + 1) if ctx.is_main else None
     end = t.epochs if stop_after is None else min(stop_after, t.epochs)
     try:
         for epoch in tqdm(range(start, end), desc="epochs", initial=start, total=end):
             seed_everything(derive_seed(t.seed, epoch))
-            loader = train_loader(train_set, t, seed=t.seed, epoch=epoch)
+            loader = distributed.shard_loader(train_loader(train_set, t, seed=t.seed, epoch=epoch), ctx)
+            freeze_text_encoder(model, epoch < cfg.text.freeze_epochs)
             lr = optimizer.param_groups[0]["lr"]
-            train_m = train_one_epoch(model, loader, loss_fn, optimizer, device=device, epoch=epoch + 1,
+            train_m = train_one_epoch(net, loader, loss_fn, optimizer, device=device, epoch=epoch + 1,
                                       grad_clip=t.grad_clip, mixup_alpha=t.augment.mixup_alpha,
                                       step_fn=scheduler.step)
             val_m = score(model, data.parts["val"], data.label_names, device, t.batch_size, extra_names)
             row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train_m.items()},
                    **{f"val_{k}": v for k, v in val_m.items()}}
             rows.append(row)
-            _log_row(writer, row)
+            if writer is not None:
+                _log_row(writer, row)
             state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), metrics=row)
             if _improves(best, val_m, key):
                 best = {"epoch": epoch + 1, "selected_by": f"val_{key}" if val_m else "last epoch (no validation)",
                         "val_uar": -1.0,
                         "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
-                save_checkpoint(out_dir / "best.pt", dict(state, best=best))
-            write_metrics(out_dir / "metrics.jsonl", rows)
-            save_checkpoint(out_dir / "last.pt", dict(state, best=best))
+                if ctx.is_main:
+                    save_checkpoint(out_dir / "best.pt", dict(state, best=best))
+            if ctx.is_main:
+                write_metrics(out_dir / "metrics.jsonl", rows)
+                save_checkpoint(out_dir / "last.pt", dict(state, best=best))
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
+    distributed.barrier()  # best.pt is on disk before any rank scores the test part
     try:
-        return _result(cfg, data, out_dir, best, device)
+        return dict(_result(cfg, data, out_dir, best, device), world_size=ctx.world_size)
     finally:
         torch.set_num_threads(threads)
+
+
+def with_world_size(cfg: Config, world_size: int) -> Config:
+    """`cfg` with ``train.world_size`` resolved to the launched number of processes; a
+    config that names another number is refused (its batches would not be the ones asked for)."""
+    asked = cfg.train.world_size
+    if asked not in (0, world_size):
+        raise ConfigError(f"train.world_size is {asked} but {world_size} process(es) were launched; "
+                          f"launch torchrun with {asked} processes or set train.world_size=0")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, world_size=world_size))
 
 
 def _model_and_loss(cfg: Config, data: FoldData, device: torch.device) -> tuple[torch.nn.Module, Any]:
@@ -211,6 +267,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
     if not last.is_file():
         return 0, None
     ckpt = load_checkpoint(last)
+    ckpt["config"].setdefault("train", {}).setdefault("world_size", 1)  # runs from before torchrun
     if ckpt["config"] != state["config"]:
         diff = _diff(ckpt["config"], state["config"])
         raise ConfigError(f"{last} was trained with another config ({', '.join(diff[:5])}); "
@@ -237,7 +294,7 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
 
 def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
     result: dict[str, Any] = dict(best or {})
-    if (out_dir / "best.pt").is_file():
+    if (out_dir / "best.pt").is_file() and distributed.context().is_main:
         _write_reference(cfg, data, out_dir, device)
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
