@@ -20,9 +20,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# A temporary file whose writer holds no lock on it, and older than this (the moment
+# A temporary file whose writer holds no lock on it, and older than this (the instant
 # between its creation and its locking in atomic_path), was left by a killed run.
-ORPHAN_AGE_S = 0.2
+ORPHAN_AGE_S = 0.02
 
 
 def _current_umask() -> int:
