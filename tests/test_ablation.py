@@ -161,6 +161,18 @@ def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
     assert all(c.endswith(("-05", "-06")) for c in report["clips"]["test"])
 
 
+def test_another_root_without_its_table_is_one_line(ablated, caplog):
+    """Without --data-set ravdess.visual_table=..., the run's own table has no row for the
+    other actors: one line naming the table and the fix, not a warning per row."""
+    root, _, table = ablated
+    other_audio, _ = make_set(root / "other_no_table", range(5, 7), seed=1)
+    run = root / "runs" / "ravdess_av_aus_ablation" / "fused_cross_attention"
+    assert evaluate.main(["--run", str(run), "--data-root", str(other_audio), "--extract", "--no-plots"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(table) in errors[0] and "--data-set ravdess.visual_table=" in errors[0]
+    assert sum(r.levelname == "WARNING" for r in caplog.records) < 20
+
+
 def test_predict_one_clip_with_a_visual_table_model(ablated, capsys):
     """The input builder joins the AU row to a clip predict featurises now (issue: predict
     used to fail on every model that reads a visual table)."""

@@ -58,7 +58,7 @@ def test_bad_clip_is_skipped_and_the_others_are_cached(dataset, tmp_path):
     cfg = _cfg(dataset, tmp_path, "features.num_workers=2")  # the failure comes from a worker
     summary = extract(cfg, progress=False)
     assert (summary.total, summary.done, summary.skipped, summary.cached) == (5, 4, 1, 0)
-    skips = SkipList.read(FeatureCache.for_config(cfg).skip_file)
+    skips = SkipList.read(FeatureCache.for_config(cfg).skip_file(cfg.ravdess.root))
     assert [s.item for s in skips] == [str(dataset / "Actors" / "Actor_01" / BAD)]
     assert "DecodeError" in skips.items[0].reason and BAD in skips.items[0].reason
     assert len(_entries(cfg)) == 4
@@ -100,7 +100,8 @@ def test_killed_run_leaves_no_partial_entry_and_rerun_does_the_rest(dataset, tmp
     cache_dir = FeatureCache.for_config(cfg).dir
     assert len(_entries(cfg)) == 2
     leftover = sorted(p.name for p in cache_dir.iterdir() if p.suffix != ".pt")
-    assert leftover == [".claims", "skipped.tsv", "summary.json"]  # claims and locks in .claims
+    skip_name = FeatureCache.for_config(cfg).skip_file(cfg.ravdess.root).name
+    assert leftover == sorted([".claims", skip_name, "summary.json"])  # claims and locks in .claims
 
     processed = []
     monkeypatch.setattr(FeatureCache, "put", _spy(FeatureCache.put, processed))

@@ -71,7 +71,8 @@ def test_torchrun_shards_equal_a_single_process_extraction(dataset, tmp_path):  
     done = [c for r in procs.values() for k in ("extracted", "cached", "skipped") for c in r[k]]
     assert len(done) == len(set(done)) == N_CLIPS  # every clip once, in one rank's lists
     assert summary["total"] == {"clips": 5, "extracted": 4, "cached": 0, "skipped": 1, "claimed_elsewhere": 0}
-    assert [s.item for s in SkipList.read(sharded_dir / "skipped.tsv")] == [
+    skip_file = FeatureCache(tmp_path / "sharded", sharded_dir.name).skip_file(dataset / "Actors")
+    assert [s.item for s in SkipList.read(skip_file)] == [
         str(dataset / "Actors" / "Actor_01" / BAD)]
 
 
@@ -81,7 +82,8 @@ def test_concurrent_independent_extractions_share_the_clips(dataset, tmp_path): 
     cache_dir = FeatureCache.for_config(_cfg(dataset, tmp_path, f"features.cache_dir={tmp_path / 'shared'}")).dir
     earlier = SkipList()
     earlier.add("/elsewhere/other-root.mp4", "skipped by another process")
-    earlier.write(cache_dir / "skipped.tsv")
+    skip_file = FeatureCache(tmp_path / "shared", cache_dir.name).skip_file(dataset / "Actors")
+    earlier.write(skip_file)  # this root's list, holding another process's row
     a, b = (_start("-m", "mmer.extract", "--config", str(config)) for _ in range(2))
     _wait(a, b)
     summary = json.loads((cache_dir / "summary.json").read_text())
@@ -92,7 +94,7 @@ def test_concurrent_independent_extractions_share_the_clips(dataset, tmp_path): 
     assert summary["total"]["extracted"] == N_CLIPS - 1
     for r in procs:  # each process accounts for every clip it saw
         assert r["n_extracted"] + r["n_cached"] + r["n_skipped"] + r["n_claimed_elsewhere"] == N_CLIPS
-    items = [s.item for s in SkipList.read(cache_dir / "skipped.tsv")]
+    items = [s.item for s in SkipList.read(skip_file)]
     assert items == ["/elsewhere/other-root.mp4", str(dataset / "Actors" / "Actor_01" / BAD)]
     assert not list((cache_dir / ".claims").glob("*.claim"))
     assert len(list(cache_dir.glob("*.pt"))) == N_CLIPS - 1

@@ -40,8 +40,10 @@ def test_meld_text_only_and_missing_data(tmp_path: Path, capsys: pytest.CaptureF
     row = '1,Hi!,Joey,joy,positive,0,0,1,1,"00:00:01,000","00:00:02,000"'
     (tmp_path / "dev_sent_emo.csv").write_text(f"{header}\n{row}\n", encoding="utf-8")
     code = main(["--config", str(CONFIGS / "meld.yaml"), "--set", f"meld.root={tmp_path}", "--text-only"])
-    out = capsys.readouterr().out
-    assert code == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 2  # no train CSV: the report is printed, then the error
+    assert "train_sent_emo.csv" in captured.err and len(captured.err.strip().splitlines()) == 1
     assert out.startswith("meld: 1 records\n")
     assert "train: not used" in out and "dev: rows per emotion:\n  joy               1\n" in out
     assert main(["--config", str(CONFIGS / "smoke.yaml"), "--set", f"ravdess.root={tmp_path / 'no'}"]) == 2

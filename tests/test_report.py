@@ -13,6 +13,7 @@ from mmer.eval.report import (
     write_fold_report,
     write_summary,
 )
+from mmer.eval.sets import backbone_status
 
 NAMES = ["neutral", "happy", "sad"]
 
@@ -100,3 +101,21 @@ def test_backbone_line_never_claims_pretrained_without_a_loaded_file():
     assert _backbone_line(loaded).startswith("Backbones: pretrained")
     random = {"random": True, "pretrained": {"video": "r3d_18 random"}}
     assert "randomly initialised" in _backbone_line(random)
+
+
+def test_meld_style_report_lines(tmp_path):
+    """A fixed split (no actor lists) gives no empty 'test actors' line; MiniLM sentence
+    embeddings are pretrained; other data's actors are a list, not a joined string."""
+    report = _fold_report(0, seed=3)
+    report["split"] = {"rule": "MELD train / dev (validation) / test"}
+    report["backbones"] = backbone_status([{"meta": {}}], ["text"])
+    write_fold_report(tmp_path / "meld", report)
+    text = (tmp_path / "meld" / "report.md").read_text(encoding="utf-8")
+    assert "actors:" not in text
+    assert "Backbones: pretrained" in text and "MiniLM" in text
+    write_summary(tmp_path / "meld", [report], title="MELD")
+    assert "test actors" not in (tmp_path / "meld" / "report.md").read_text(encoding="utf-8")
+    other = _fold_report(0, seed=3)
+    other["split"] = {"train": [3, 4], "test": ["1", "2"]}
+    write_summary(tmp_path / "other", [other], title="other root")
+    assert "fold 0: test actors 1, 2" in (tmp_path / "other" / "report.md").read_text(encoding="utf-8")

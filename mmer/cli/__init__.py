@@ -52,6 +52,15 @@ def load_args_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _tolerant_output() -> None:
+    """Print file names that are not UTF-8 (surrogate-escaped) as escapes, not a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a text stream we may change
+            pass
+
+
 def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
                 argv: Sequence[str] | None = None, *, interrupted: str = "nothing was kept",
                 level: int = logging.INFO, plain_errors: bool = False) -> int:
@@ -62,6 +71,7 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
     (for commands whose output is an answer, e.g. predict and inspect).
     """
     args = parser.parse_args(argv)
+    _tolerant_output()
     setup_logging(level)
     try:
         return body(args)

@@ -1,7 +1,7 @@
 """``python -m mmer.extract``: turn every clip of a dataset into cached backbone features.
 
     python -m mmer.extract --config configs/ravdess.yaml [--set k=v ...] [--limit N]
-                           [--device cpu|cuda|auto] [--shard I/N]
+                           [--device cpu|cuda|auto] [--shard I/N] [--verify]
     torchrun --nproc_per_node N -m mmer.extract --config ...   # one shard per rank
 
 Clips are split by rank (``--shard``, or torchrun's RANK/WORLD_SIZE) with no clip done
@@ -9,8 +9,11 @@ twice; independent processes on one cache claim clips and so share the work. Eac
 its counts and clip lists in the cache's ``summary.json``; the skip list is merged.
 
 Clips already in the cache are skipped, so a killed or interrupted run resumes where it
-stopped. Exit codes: 0 done (also when every clip was cached already), 1 no clip could be
-extracted, 2 bad config or data, 130 interrupted.
+stopped; an entry cut short is redone, and ``--verify`` loads every entry and redoes the
+unreadable ones. Exit codes: 0 done, meaning every usable clip has features (also when
+every clip was cached already, and when some clips are unusable: they are listed in the
+cache's ``skipped-*.tsv``); 1 no clip of the data has features (every one failed);
+2 bad config or data; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from mmer.cli import add_config_args, load_args_config, run_command
+from mmer.device import apply_threads
 from mmer.features.claims import parse_shard
 from mmer.features.pipeline import extract
 
@@ -34,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips (by clip id)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                         help="default: features.device of the config")
+    parser.add_argument("--verify", action="store_true",
+                        help="load every cache entry and extract the unreadable ones again")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="only clips I, I+N, ... (default under torchrun: RANK/WORLD_SIZE)")
     return parser
@@ -53,15 +59,18 @@ def shard_from(args: argparse.Namespace) -> tuple[int, int] | None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
+    apply_threads()
     shard = shard_from(args)
     summary = extract(cfg, limit=args.limit, device=args.device, shard=shard,
-                      progress=shard is None or shard[0] == 0)
+                      progress=shard is None or shard[0] == 0, verify=args.verify)
     log.info("done %d, skipped %d, already cached %d, %.1f s, %.2f clips/s",
              summary.done, summary.skipped, summary.cached, summary.seconds, summary.clips_per_s)
     if summary.truncated:
         log.info("%d of the %d clips extracted were longer than the corpus's maximum and truncated",
                  summary.truncated, summary.done)
-    return 1 if summary.done == 0 and summary.total > summary.cached else 0
+    # Clips that failed are listed and skipped by training; only a cache left with no clip
+    # at all (every one failed) is a failed extraction.
+    return 1 if summary.total and summary.done + summary.cached == 0 else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

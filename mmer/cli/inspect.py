@@ -6,12 +6,14 @@
 Counts per speaker and per label of every task, the speakers and clip counts on each side
 of every fold (or of the corpus's own split), and the skipped files with their reasons.
 ``--text-only`` reads a corpus's annotations without looking for media files. Exit
-status 0, or 2 when the data cannot be read at all.
+status 0, or 2 when the data cannot be used for training (e.g. an unusable MELD train or
+dev CSV; the other notes are still printed).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections import Counter
 from collections.abc import Sequence
 
@@ -21,6 +23,7 @@ from mmer.datasets import DatasetAdapter, get_adapter
 from mmer.datasets.labels import task_labels
 from mmer.datasets.records import ClipRecord
 from mmer.datasets.splits import SplitError
+from mmer.errors import BadInput
 
 
 def _table(title: str, counts: Counter, order: Sequence) -> list[str]:
@@ -81,6 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     print("\n".join([f"{cfg.dataset}: {len(records)} records"] + lines))
     if args.skipped:
         skips.write(args.skipped)
+    # The survey reads what it can; training needs what the adapter's records need (MELD:
+    # usable train and dev CSVs), so a part training cannot use is an error here too.
+    try:
+        adapter.records(cfg, require_media=not args.text_only)
+    except BadInput as err:
+        print(f"error: {err} (training and extraction cannot use this data)", file=sys.stderr)
+        return 2
     return 0
 
 

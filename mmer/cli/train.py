@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.datasets import get_adapter
+from mmer.device import apply_threads
 from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
 from mmer.train import distributed
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
+    apply_threads()
     ctx = distributed.init_from_env(cfg.train.device)
     try:
         return _train(args, cfg, ctx)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -139,6 +140,8 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"text.freeze_epochs must be 0 or more, got {t.freeze_epochs}")
     if cfg.loss.focal_gamma < 0:
         raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
+    if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:
+        raise ConfigError(f"train.lr: expected a positive learning rate, got {cfg.train.lr!r}")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

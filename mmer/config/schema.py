@@ -198,7 +198,8 @@ class FeatureConfig:
 class ModelConfig:
     """Attention model over cached features."""
 
-    fusion: str = "cross_attention"
+    # The names of mmer.models.fusion.FUSIONS (checked at load, with the key path).
+    fusion: Literal["cross_attention", "concat", "late"] = "cross_attention"
     modalities: list[str] = field(default_factory=lambda: ["audio", "video"])
     d_model: int = 256
     n_heads: int = 4

@@ -24,6 +24,7 @@ refused with the reason, never guessed at.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -197,7 +198,10 @@ def _scan_folder(folder: Path, actor: int, want: tuple[int, int], seen: dict[str
     records = []
     for path in sorted(folder.iterdir()):
         if not path.is_file():
-            skips.add(path, "unexpected folder inside an Actor_XX folder")
+            if path.is_symlink() and not path.exists():
+                skips.add(path, f"broken symbolic link (points to {os.readlink(path)}, which does not exist)")
+            else:
+                skips.add(path, "unexpected folder inside an Actor_XX folder")
             continue
         try:
             parsed = parse_name(path)

@@ -154,7 +154,7 @@ def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: RavdessCo
     off where `records` are on purpose a subset, e.g. one part of a split).
     """
     found: dict[str, torch.Tensor] = {}
-    listing = SkipList()
+    listing = SkipList(log_each=False)  # one summary line below; the items go to skipped.tsv
     trials = set()
     for r in records:
         trial = parse_name(r.clip_id).trial_id

@@ -24,8 +24,16 @@ from mmer.errors import BadInput
 from mmer.eval.knn import knn_predict_many
 from mmer.eval.metrics import classification_metrics, embedding_metrics
 from mmer.eval.report import write_fold_report, write_summary
-from mmer.eval.sets import EmbeddedSet, backbone_status, embed_entries, fold_entries, model_keys
-from mmer.train.runs import load_checkpoint, model_from_checkpoint
+from mmer.eval.sets import (
+    EmbeddedSet,
+    backbone_status,
+    checkpoint_records,
+    embed_entries,
+    fold_entries,
+    model_keys,
+)
+from mmer.io import SkipList
+from mmer.train.runs import load_checkpoint, model_from_checkpoint, write_reference
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 
@@ -153,13 +161,17 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
     other = bool(data_root or data_overrides)
-    entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides)
+    skipped = SkipList()
+    entries, data_cfg = fold_entries(ckpt, data_root=data_root, data_overrides=data_overrides,
+                                     skipped=skipped)
     keys = model_keys(data_cfg)
     dev = torch.device(device)
     tasks = list(ckpt.get("extra_classes") or {})
     sets = {p: embed_entries(model, e, keys, device=dev, batch_size=batch_size, tasks=tasks)
             for p, e in entries.items()}
     names = list(ckpt["label_names"])
+    if not other:  # what predict needs to work without the training data
+        _write_reference(path, ckpt, sets["train"], entries["train"], keys)
     adapter = get_adapter(data_cfg)
     results = score_sets(sets, names, data_cfg.eval, adapter.extra_tasks)
     out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
@@ -180,7 +192,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
         "config": config_to_dict(data_cfg), "results": results, "plots": {}, "out_dir": str(out),
     }
     if other:
-        report["split"] = {"train": split.get("actors", {}).get("train"), "test": "all clips of the data root"}
+        report["split"] = {"train": split.get("actors", {}).get("train"),
+                           "test": sorted({str(s) for s in sets["test"].speakers}, key=_actor_order)}
+        report["skipped"] = [{"item": s.item, "reason": s.reason} for s in skipped]
     if adapter.selection_metric == "weighted_f1":  # the corpus's benchmark numbers
         report["headline"] = headline(results)
     if adapter.max_seconds(data_cfg) is not None and needs_media(data_cfg):
@@ -194,6 +208,27 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     write_fold_report(out, report)
     log.info("wrote %s", out / "report.md")
     return report
+
+
+def _write_reference(path: Path, ckpt: dict[str, Any], train: EmbeddedSet,
+                     entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    records = checkpoint_records(ckpt)[1]["train"]
+    by_id = {r.clip_id: r for r in records}
+    probe = None
+    if entries and entries[0]["clip_id"] in by_id:
+        first = entries[0]
+        probe = {"clip_id": first["clip_id"], "path": str(by_id[first["clip_id"]].path),
+                 "features": {k: first[k] for k in keys if k in first}}
+    try:
+        write_reference(path.parent, path.name, ckpt.get("epoch"),
+                        {"embedding": train.embedding, "labels": train.labels},
+                        train.clip_ids, train.speakers, probe)
+    except OSError as err:  # a read-only copy of a run can still be evaluated
+        log.warning("%s: cannot write reference.pt (%s)", path.parent, err.strerror)
+
+
+def _actor_order(speaker: str) -> tuple[int, str]:
+    return (int(speaker), "") if speaker.isdigit() else (1 << 30, speaker)
 
 
 def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:

@@ -25,12 +25,24 @@ from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.eval.evaluate import fold_checkpoints
 from mmer.eval.knn import knn_predict
-from mmer.eval.sets import backbone_status, checkpoint_records, embed_entries, load_entries, model_keys
+from mmer.eval.sets import (
+    EmbeddedSet,
+    backbone_status,
+    checkpoint_records,
+    embed_entries,
+    load_entries,
+    model_keys,
+)
 from mmer.features.backbones import Backbones
 from mmer.features.cache import make_entry
 from mmer.features.pipeline import ClipDataset
 from mmer.inputs.builder import finish_entries, visual_section
-from mmer.train.runs import checkpoint_tokenizer, load_checkpoint, model_from_checkpoint
+from mmer.train.runs import (
+    checkpoint_tokenizer,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_reference,
+)
 
 log = logging.getLogger("mmer.eval.predict")
 
@@ -85,19 +97,23 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
                          "(model.speaker_norm), so one clip alone cannot be scored; score a folder "
                          "with several clips of each speaker: python evaluate.py --run RUN --data-root DIR")
     names, keys = list(ckpt["label_names"]), model_keys(cfg)
-    train_records = checkpoint_records(ckpt)[1]["train"]
-    train_entries = load_entries(cfg, train_records, "train", ckpt)
     record = get_adapter(cfg).record_for_file(clip)
-    # The clip, plus one training clip to check that features made now match the cache.
-    raw, probe = featurise([record, train_records[0]], cfg, dev)
-    check = feature_check(probe, train_entries[0], keys)
+    ref, probe = _reference(Path(checkpoint), ckpt, model, cfg, keys, dev)
+    if probe is not None and probe["path"] and Path(probe["path"]).is_file():
+        # The clip, plus one training clip to check that features made now match the cache.
+        raw, fresh = featurise([record, _probe_record(cfg, probe)], cfg, dev)
+        check = feature_check(fresh, {**probe["features"], "clip_id": probe["clip_id"]}, keys)
+    else:
+        (raw,) = featurise([record], cfg, dev)
+        check = {"clip_id": probe["clip_id"] if probe else None, "ok": True, "skipped": True,
+                 "max_abs_diff": 0.0, "max_abs_cached": 0.0}
+        log.info("feature check skipped: the training clip it re-makes is not at its path")
     entry = _one_entry(cfg, raw, record, ckpt)
     if not check["ok"]:
         log.warning("features made now differ from the cached ones of %s (max |diff| %.3g): the "
                     "cache was extracted with other backbone weights; the neighbours and "
                     "probabilities below are unreliable", check["clip_id"], check["max_abs_diff"])
     query = embed_entries(model, [entry], keys, device=dev)
-    ref = embed_entries(model, train_entries, keys, device=dev)
     probs = torch.softmax(torch.from_numpy(query.logits), dim=1)[0].numpy()
     knn = knn_predict(ref.embedding, ref.labels, query.embedding, k, len(names),
                       temperature=cfg.eval.knn_temperature)
@@ -119,6 +135,36 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
         "meta": {**{k: v for k, v in entry["meta"].items() if k != "pretrained"},
                  "n_snippets": cfg.video.n_snippets if get_adapter(cfg).streams(cfg)[0] else 0},
     }
+
+
+def _probe_record(cfg: Config, probe: dict[str, Any]) -> ClipRecord:
+    record = get_adapter(cfg).record_for_file(Path(probe["path"]))
+    return ClipRecord(probe["clip_id"], record.path, record.label, record.speaker, record.group, record.extra)
+
+
+def _reference(checkpoint: Path, ckpt: dict[str, Any], model: torch.nn.Module, cfg: Config,
+               keys: Sequence[str], dev: torch.device) -> tuple[EmbeddedSet, dict[str, Any] | None]:
+    """(the training clips as kNN reference, the feature-check probe) from the fold's
+    ``reference.pt`` (written by training and evaluation); without one, from the training
+    data and its cache, which must then be where the run was trained."""
+    stored = read_reference(checkpoint.parent / "reference.pt") or {}
+    mine = stored.get("checkpoints", {}).get(checkpoint.name)
+    if mine is not None and mine.get("epoch") == ckpt.get("epoch"):
+        ref = EmbeddedSet(mine["embedding"].numpy(), np.zeros((len(mine["labels"]), 1), np.float32),
+                          mine["labels"].numpy(), mine["clip_ids"], mine["speakers"])
+        return ref, stored.get("probe")
+    try:
+        train_records = checkpoint_records(ckpt)[1]["train"]
+        train_entries = load_entries(cfg, train_records, "train", ckpt)
+    except BadInput as err:
+        raise BadInput(f"{checkpoint.parent}: no reference.pt for {checkpoint.name} and the training "
+                       f"data cannot be read ({err}); run python evaluate.py --checkpoint {checkpoint} "
+                       f"once where the data is (it writes reference.pt), then copy the fold folder") from None
+    ref = embed_entries(model, train_entries, keys, device=dev)
+    first = train_entries[0]
+    probe = {"clip_id": first["clip_id"], "path": str(train_records[0].path),
+             "features": {k: first[k] for k in keys if k in first}}
+    return ref, probe
 
 
 def _one_entry(cfg: Config, raw: dict[str, Any], record: ClipRecord, ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def actors_text(actors: Any) -> str:
+    """A split part's actors for a report line: a list joined, a description as it is."""
+    return actors if isinstance(actors, str) else ", ".join(map(str, actors))
+
+
 def _backbone_line(backbones: dict[str, Any]) -> str:
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(backbones.get("pretrained", {}).items()))
     if backbones.get("random"):
@@ -144,9 +149,12 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
         lines.append(f"- clips truncated at {trunc['max_seconds']:g} s: "
                      + ", ".join(f"{p} {n}" for p, n in trunc["clips"].items()))
     for part in ("train", "val", "test"):
-        if part in split:
+        if split.get(part):
             count = report.get("n_clips", {}).get(part, "?")
-            lines.append(f"- {part} actors: {', '.join(map(str, split[part]))} ({count} clips)")
+            lines.append(f"- {part} actors: {actors_text(split[part])} ({count} clips)")
+    if report.get("skipped"):
+        lines.append(f"- skipped files of the evaluation data: {len(report['skipped'])} (first: "
+                     f"{report['skipped'][0]['item']}: {report['skipped'][0]['reason']}; all in report.json)")
     members = report.get("config", {}).get("model", {}).get("ensemble", 1)
     if members > 1:
         lines.append(f"- model: an ensemble of {members} (mean softmax probability, joined embeddings)")
@@ -205,8 +213,8 @@ def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, tit
                      for r in reports}}
     atomic_write_json(out_dir / "report.json", doc)
     notes = [_backbone_line(reports[0].get("backbones", {}))]
-    notes += [f"fold {r['fold']}: test actors {', '.join(map(str, r.get('split', {}).get('test', [])))}"
-              for r in reports]
+    notes += [f"fold {r['fold']}: test actors {actors_text(r['split']['test'])}"
+              for r in reports if (r.get("split") or {}).get("test")]
     main = "test" if "test" in summary else "val"
     text = render_summary_markdown(summary[main], title=title, notes=notes)
     if main == "test" and "val" in summary:

@@ -18,13 +18,16 @@ import torch
 from torch import nn
 
 from mmer.config import Config, ConfigError, config_from_dict
-from mmer.config.keys import batch_keys
+from mmer.config.keys import batch_keys, needs_media
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
+from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import collect_records
 from mmer.inputs.builder import MissingFeaturesError, model_entries
 from mmer.inputs.datasets import FeatureDataset, eval_loader
+from mmer.io import SkipList
+from mmer.train.data import same_shapes
 from mmer.train.engine import embed
 from mmer.train.runs import checkpoint_tokenizer
 
@@ -101,18 +104,21 @@ def checkpoint_records(ckpt: Mapping[str, Any]) -> tuple[Config, dict[str, list[
 
 
 def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
-                 data_overrides: Sequence[str] = ()) -> tuple[dict[str, list[dict]], Config]:
+                 data_overrides: Sequence[str] = (), skipped: SkipList | None = None
+                 ) -> tuple[dict[str, list[dict]], Config]:
     """({part: cache entries}, config the query clips were read with) for a checkpoint.
 
     Without `data_root`/`data_overrides`: the train, val and test clips of the checkpoint's
-    split. With them: the training clips, and every clip of the other data as ``test``.
+    split. With them: the training clips, and every usable clip of the other data as
+    ``test``; the files left out (by the reader or by feature extraction) go to `skipped`.
     """
     cfg, records = checkpoint_records(ckpt)
     other = bool(data_root or data_overrides)
     wanted = ("train",) if other else ("train", "val", "test")
     parts = {p: load_entries(cfg, records[p], p, ckpt) for p in wanted if p in records}
     if not other:
-        return parts, cfg
+        # The clips training left out for their input shape (see mmer.train.data.same_shapes).
+        return same_shapes(parts, batch_keys(cfg), skipped if skipped is not None else SkipList()), cfg
     other_cfg = data_config(ckpt["config"], data_root, data_overrides)
     other_records, skips = collect_records(other_cfg)
     if len(skips):
@@ -121,8 +127,34 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     if shared:
         log.warning("%d evaluation clips have the clip id of a training clip (first: %s): "
                     "is the other data root really other actors?", len(shared), shared[0])
+    other_records = _without_extraction_skips(other_cfg, other_records, skips)
     parts["test"] = load_entries(other_cfg, other_records, "evaluation", ckpt)
+    if other_records and not parts["test"] and "visual" in batch_keys(other_cfg):
+        raise MissingFeaturesError(
+            f"none of the {len(other_records)} evaluation clips has a row in the visual table "
+            f"{get_adapter(other_cfg).visual_section(other_cfg).visual_table}; give the other "
+            f"data's table: --data-set {get_adapter(other_cfg).name}.visual_table=FILE")
+    # Inputs shaped unlike the training clips' (a long clip's log-mel segments) are listed.
+    parts = same_shapes(parts, batch_keys(other_cfg), skips)
+    if skipped is not None:
+        skipped.extend(skips)
     return parts, other_cfg
+
+
+def _without_extraction_skips(cfg: Config, records: list[ClipRecord],
+                              skips: SkipList) -> list[ClipRecord]:
+    """`records` less the clips feature extraction listed as unusable (added to `skips`)."""
+    if not needs_media(cfg):
+        return records
+    cache = FeatureCache.for_config(cfg)
+    skipped = cache.skipped_items(get_adapter(cfg).root(cfg))
+    kept = []
+    for r in records:
+        if (str(r.path) in skipped or r.clip_id in skipped) and not cache.has(r):
+            skips.add(r.path, "skipped by feature extraction (see the cache's skipped-*.tsv)")
+        else:
+            kept.append(r)
+    return kept
 
 
 def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -138,6 +170,10 @@ def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -
             detail["audio"] = "log-mel ResNet-18 inside the model, trained from scratch"
         elif key == "egemaps":
             detail["egemaps"] = "openSMILE eGeMAPSv02 functionals (no backbone)"
+        elif key == "text":  # only the frozen sentence encoder gives this input
+            detail["text"] = "all-MiniLM-L6-v2 sentence embeddings, pretrained weights loaded (frozen)"
+        elif key in ("input_ids", "attention_mask"):
+            detail["text"] = "text encoder inside the model, trained on token ids"
         elif key in meta:
             info = meta[key]
             status = info.get("status", "unknown")

@@ -29,7 +29,7 @@ from mmer.config import Config
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
-from mmer.io import atomic_save
+from mmer.io import SkipList, atomic_save
 from mmer.nets.pretrained import weight_file
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def make_entry(record: ClipRecord, item: dict[str, Any], feats: dict[str, torch.
         **record_entry(record),
         **feats,
         "meta": {"face_misses": int(item["face_misses"]), "pretrained": pretrained,
-                 "truncated": bool(item["truncated"])},
+                 "truncated": bool(item["truncated"]), "flags": list(item.get("flags", []))},
     }
     if "logmel" in item:
         entry["logmel"] = item["logmel"].to(torch.float16)
@@ -163,13 +163,14 @@ class FeatureCache:
         except OSError as err:
             raise CacheEntryError(f"{clip}: cannot stat clip ({err.strerror})") from None
         raw = f"{clip}\0{st.st_size}\0{st.st_mtime_ns}\0{self.config_hash}"
-        key = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+        key = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         stem = _UNSAFE.sub("_", record.clip_id).strip("_") or "clip"
         return self.dir / f"{stem}.{key}.pt"
 
     def has(self, record: ClipRecord) -> bool:
+        """Whether `record` has an entry that looks whole (see :func:`entry_looks_whole`)."""
         try:
-            return self.path_for(record).is_file()
+            return entry_looks_whole(self.path_for(record))
         except CacheEntryError:
             return False
 
@@ -190,7 +191,8 @@ class FeatureCache:
     def put(self, record: ClipRecord, entry: dict[str, Any]) -> Path:
         """Write `entry` for `record` atomically; returns the entry's path."""
         path = self.path_for(record)
-        atomic_save(path, lambda tmp: torch.save(entry, tmp))
+        compact = {k: compact_tensor(v) for k, v in entry.items()}
+        atomic_save(path, lambda tmp: torch.save(compact, tmp))
         return path
 
     def load_all(self, records: Sequence[ClipRecord]) -> tuple[list[dict[str, Any]], list[ClipRecord]]:
@@ -206,7 +208,40 @@ class FeatureCache:
                         len(missing), len(records), self.dir, missing[0].clip_id)
         return entries, missing
 
-    @property
-    def skip_file(self) -> Path:
-        """Where extraction writes the clips it could not use (``skipped.tsv``)."""
-        return self.dir / "skipped.tsv"
+    def skip_file(self, data_root: str | Path) -> Path:
+        """Where extraction lists the clips of `data_root` it could not use:
+        ``skipped-<hash of the root>.tsv``, one per data root, so extracting another root
+        with the same feature settings does not replace this root's list."""
+        key = hashlib.sha1(str(Path(data_root).resolve()).encode("utf-8", "surrogateescape"))
+        return self.dir / f"skipped-{key.hexdigest()[:12]}.tsv"
+
+    def skipped_items(self, data_root: str | Path) -> set[str]:
+        """The items (clip paths or ids) extraction listed as unusable under `data_root`."""
+        path = self.skip_file(data_root)
+        return {s.item for s in SkipList.read(path)} if path.is_file() else set()
+
+
+def compact_tensor(value: Any) -> Any:
+    """`value`, a tensor made to own exactly its elements: ``torch.save`` writes a view's
+    whole storage (e.g. the backbone output of a loader batch, not one clip's rows)."""
+    if isinstance(value, torch.Tensor) and (
+            value.untyped_storage().nbytes() != value.numel() * value.element_size()
+            or not value.is_contiguous()):
+        return value.clone(memory_format=torch.contiguous_format)
+    return value
+
+
+def entry_looks_whole(path: Path) -> bool:
+    """A cheap check that `path` is a complete ``torch.save`` file: a zip archive that starts
+    with a local header and ends with its end-of-central-directory record (a cut file loses
+    the end). It does not read the tensors; ``python -m mmer.extract --verify`` does."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            size = fh.seek(0, 2)
+            if size < 26 or head != b"PK\x03\x04":
+                return False
+            fh.seek(size - 22)
+            return fh.read(4) == b"PK\x05\x06"
+    except OSError:
+        return False

@@ -82,7 +82,7 @@ class Claims:
         self.host = socket.gethostname()
 
     def path(self, key: str) -> Path:
-        return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.claim"
+        return self.folder / f"{hashlib.sha1(key.encode('utf-8', 'surrogateescape')).hexdigest()[:20]}.claim"
 
     def acquire(self, key: str) -> bool:
         """True when this process now holds `key` (taking over a stale claim), False when

@@ -35,12 +35,12 @@ from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
-from mmer.features.cache import FeatureCache, make_entry
+from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
 from mmer.features.mtcnn import make_detector
 from mmer.features.video import FaceDetector, face_detector_name, snippet_views
 from mmer.features.whisper import whisper_window
-from mmer.io import SkipList
+from mmer.io import SkipList, clean_orphans
 from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ class ExtractSummary:
     clip_seconds: list[float] = field(default_factory=list)
     # CPU time of the clip loop (this process and its decode workers; model building excluded).
     cpu_seconds: float = 0.0
+    # Clips accepted with something odd (silent track, very few frames, short wav data):
+    # also in their entries' meta["flags"] and in the cache's flagged-<root hash>.tsv.
+    flagged: SkipList = field(default_factory=lambda: SkipList(log_each=False))
     # Clip ids by outcome, for summary.json; "elsewhere": claimed by another live process.
     ids: dict[str, list[str]] = field(default_factory=lambda: {
         "extracted": [], "cached": [], "skipped": [], "claimed_elsewhere": []})
@@ -110,12 +113,15 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     max_seconds = get_adapter(cfg).max_seconds(cfg)
     clip = decode_clip(record.path, video=video, audio=audio,
                        sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
-    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated}
+    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated, "flags": list(clip.notes)}
     if video:
         out["snippets"], views, out["face_misses"] = snippet_views(
             clip.frames, cfg.video, cropper, n_views=cfg.features.train_views, seed=view_seed(record))
         if views:
             out["views"] = views
+        if len(clip.frames) < cfg.video.snippet_len:
+            out["flags"].append(f"only {len(clip.frames)} video frames, repeated to fill "
+                                f"{cfg.video.snippet_len}-frame snippets")
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
         if cfg.backbone.audio == "whisper_tiny":
@@ -164,20 +170,26 @@ class ClipDataset(Dataset):
 
 def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
             progress: bool = True, shard: tuple[int, int] | None = None,
-            claims: bool = True) -> ExtractSummary:
+            claims: bool = True, verify: bool = False) -> ExtractSummary:
     """Extract and cache the features of every clip of `cfg` not cached yet.
 
     `shard` ``(i, n)``: only clips i, i + n, ... (after `limit`). `claims`: claim each clip
-    first (:class:`mmer.features.claims.Claims`) so concurrent processes share the work."""
+    first (:class:`mmer.features.claims.Claims`) so concurrent processes share the work.
+    An entry that is not whole (a cut file) counts as missing and is redone; with `verify`
+    every entry is also loaded, and one that cannot be read is deleted and redone."""
     start, started = time.perf_counter(), time.time()
     records, skips = collect_records(cfg)
     records = records[:limit] if limit is not None else records
     every = records
     records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
+    clean_orphans(cache.dir)
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
+    if verify:
+        summary_bad = verify_entries(cache, [r for r in records if r.path is not None])
+        log.info("verified the cache entries: %d unreadable, removed to be extracted again", summary_bad)
     todo = [r for r in records if r.path is not None and not cache.has(r)]
     with_media = sum(r.path is not None for r in records)
     summary = ExtractSummary(total=len(records), cached=with_media - len(todo))
@@ -195,9 +207,29 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
         summary.skipped = len(skips)
         summary.seconds = time.perf_counter() - start
         done = {k for r in every if cache.has(r) for k in (str(r.path), r.clip_id)}
-        merge_skip_file(cache.skip_file, skips, done=done)  # union with other processes' skips
+        # One list per data root, the union with other processes' skips.
+        skip_file = cache.skip_file(get_adapter(cfg).root(cfg))
+        merge_skip_file(skip_file, skips, done=done)
+        if len(summary.flagged):
+            merge_skip_file(skip_file.with_name("flagged" + skip_file.name[7:]), summary.flagged)
         _record(cache, summary, started, shard)
     return summary
+
+
+def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord]) -> int:
+    """Load every existing entry of `records`; delete the unreadable ones. Returns their count."""
+    bad = 0
+    for record in records:
+        path = cache.path_for(record)
+        if not path.exists():
+            continue
+        try:
+            cache.get(record)
+        except CacheEntryError as err:
+            log.warning("%s", err)
+            path.unlink(missing_ok=True)
+            bad += 1
+    return bad
 
 
 def _record(cache: FeatureCache, summary: ExtractSummary, started: float,
@@ -225,6 +257,9 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
             good = _sort_items(items, todo, skips, summary, claims)
             for it, feats in zip(good, nets.features(good), strict=True):
                 record = todo[it["index"]]
+                for flag in it.get("flags", []):
+                    log.warning("accepted %s, but: %s", record.path, flag)
+                    summary.flagged.add(record.path, flag)
                 cache.put(record, make_entry(record, it, feats, nets.pretrained))
                 summary.truncated += bool(it["truncated"])
                 summary.ids["extracted"].append(record.clip_id)

@@ -26,7 +26,7 @@ Broken input raises :class:`DecodeError` naming the file and the problem:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -60,6 +60,8 @@ class DecodedClip:
     fps: average frame rate of the video stream (0.0 when video was not asked for).
     audio: float32 (N,) mono in [-1, 1] at `sample_rate`, or None when not asked for.
     truncated: True when `max_seconds` cut something off.
+    notes: what was odd but usable (e.g. a wav header claiming more data than the file
+    holds, a silent audio track); extraction records them in the entry's ``meta["flags"]``.
     """
 
     frames: np.ndarray | None
@@ -67,6 +69,7 @@ class DecodedClip:
     audio: np.ndarray | None
     sample_rate: int
     truncated: bool
+    notes: list[str] = field(default_factory=list)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -200,8 +203,47 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
     if audio:
         if not got.chunks:
             raise DecodeError(path, "zero decoded audio samples")
-        wave = _resample(got.mono(), got.native_rate, sample_rate)
-    return DecodedClip(frames, fps, wave, sample_rate, got.truncated)
+        native = got.mono()
+        bad = int(native.size - np.isfinite(native).sum())
+        if bad:  # a float wav can hold them; every feature downstream would be NaN
+            raise DecodeError(path, f"{bad} non-finite audio samples (NaN or inf)")
+        wave = _resample(native, got.native_rate, sample_rate)
+    notes = _audio_notes(path, wave) if audio else []
+    return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes)
+
+
+# Peak amplitude below which an audio track counts as silent (16-bit quantisation step: 3e-5).
+SILENT_PEAK = 1e-4
+
+
+def _audio_notes(path: Path, wave: np.ndarray) -> list[str]:
+    notes = []
+    if wave.size and float(np.abs(wave).max()) < SILENT_PEAK:
+        notes.append("silent audio track")
+    claimed = _wav_data_claim(path)
+    if claimed is not None and claimed[0] > claimed[1]:
+        notes.append(f"wav header claims {claimed[0]} data bytes, the file holds {claimed[1]}")
+    return notes
+
+
+def _wav_data_claim(path: Path) -> tuple[int, int] | None:
+    """(bytes the RIFF ``data`` chunk header claims, bytes the file holds after it), for a
+    wav file; None for anything else. FFmpeg silently decodes what is there."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+            size = fh.seek(0, 2)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if chunk == b"data":
+            return length, size - pos - 8
+        pos += 8 + length + (length & 1)
+    return None
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:

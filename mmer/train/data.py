@@ -8,6 +8,7 @@ tokenizer is fitted on the training texts here and travels in the checkpoint.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,8 @@ class FoldData:
     extra_classes: dict[str, int]
     skips: SkipList
     tokenizer: Tokenizer | None = None
+    # {clip id: media file} of the training clips (predict's feature check re-makes one).
+    train_paths: dict[str, str] | None = None
 
 
 def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
@@ -71,14 +74,41 @@ def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     tokenizer = None
     if "text" in input_keys(cfg.model).values() and uses_tokens(cfg.text):
         tokenizer = make_tokenizer(cfg.text, [str(r.extra["text"]) for r in parts["train"]])
-    datasets = {p: _dataset(cfg, parts[p], p, tokenizer, visual) for p in PARTS}
+    entries = {p: model_entries(cfg, parts[p], p, tokenizer=tokenizer, visual=visual) for p in PARTS}
+    entries = same_shapes(entries, batch_keys(cfg), skips)
+    datasets = {p: _dataset(cfg, entries[p], p) for p in PARTS}
     return FoldData(datasets, split, adapter.label_names,
-                    {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer)
+                    {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer,
+                    {r.clip_id: str(r.path) for r in parts["train"] if r.path is not None})
 
 
-def _dataset(cfg: Config, records: list[ClipRecord], part: str, tokenizer: Tokenizer | None,
-             visual: dict | None) -> FeatureDataset | None:
-    entries = model_entries(cfg, records, part, tokenizer=tokenizer, visual=visual)
+def same_shapes(entries: dict[str, list[dict]], keys: list[str],
+                 skips: SkipList) -> dict[str, list[dict]]:
+    """Each part's entries less those whose inputs differ in shape from most training
+    entries (e.g. a long clip's log-mel segments without ``audio.clip_seconds``), listed."""
+    train = entries.get("train") or []
+    want = {}
+    for key in keys:
+        shapes = Counter(tuple(e[key].shape) for e in train if hasattr(e.get(key), "shape"))
+        if shapes:
+            want[key] = shapes.most_common(1)[0][0]
+    if not want:
+        return entries
+    out = {}
+    for part, part_entries in entries.items():
+        out[part] = []
+        for e in part_entries:
+            odd = [k for k, shape in want.items() if hasattr(e.get(k), "shape") and tuple(e[k].shape) != shape]
+            if odd:
+                hint = "; set audio.clip_seconds to give every clip one length" if "logmel" in odd else ""
+                skips.add(e["clip_id"], f"{odd[0]!r} has shape {tuple(e[odd[0]].shape)}, most training "
+                                        f"clips {want[odd[0]]}{hint}")
+            else:
+                out[part].append(e)
+    return out
+
+
+def _dataset(cfg: Config, entries: list[dict], part: str) -> FeatureDataset | None:
     truncated = sum(bool((e.get("meta") or {}).get("truncated")) for e in entries)
     if truncated:
         log.info("%s: %d clips were truncated at the corpus's maximum length", part, truncated)
@@ -96,13 +126,13 @@ def _dataset(cfg: Config, records: list[ClipRecord], part: str, tokenizer: Token
 def _cached_records(cfg: Config, records: list[ClipRecord], skips: SkipList) -> list[ClipRecord]:
     """The records with a cache entry; extraction skips are listed, other misses raise."""
     cache = FeatureCache.for_config(cfg)
-    skipped_before = {s.item for s in SkipList.read(cache.skip_file)} if cache.skip_file.is_file() else set()
+    skipped_before = cache.skipped_items(get_adapter(cfg).root(cfg))
     usable, missing = [], []
     for r in records:
         if cache.has(r):
             usable.append(r)
         elif str(r.path) in skipped_before or r.clip_id in skipped_before:
-            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped.tsv)")
+            skips.add(r.clip_id, "skipped by feature extraction (see the cache's skipped-*.tsv)")
         else:
             missing.append(r)
     if missing:

@@ -27,7 +27,7 @@ from mmer.datasets import get_adapter
 from mmer.device import resolve_device
 from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
 from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
-from mmer.io import atomic_write_json
+from mmer.io import atomic_write_json, clean_orphans
 from mmer.losses import build_loss
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder
@@ -42,6 +42,7 @@ from mmer.train.runs import (
     read_metrics,
     save_checkpoint,
     write_metrics,
+    write_reference,
 )
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     t = cfg.train
     device = distributed.local_device(resolve_device(t.device))
     set_deterministic(t.deterministic)
+    threads = torch.get_num_threads()
+    if t.deterministic:  # CPU kernels split reductions by thread count: fix it for the math
+        torch.set_num_threads(1)
+        log.info("train.deterministic: torch held to 1 thread for this fold (was %d)", threads)
     seed_everything(t.seed)
     train_set, tok = data.parts["train"], data.tokenizer
     model, loss_fn = _model_and_loss(cfg, data, device)
@@ -213,7 +218,10 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
         if writer is not None:
             writer.close()
     distributed.barrier()  # best.pt is on disk before any rank scores the test part
-    return dict(_result(cfg, data, out_dir, best, device), world_size=ctx.world_size)
+    try:
+        return dict(_result(cfg, data, out_dir, best, device), world_size=ctx.world_size)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def with_world_size(cfg: Config, world_size: int) -> Config:
@@ -273,6 +281,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
 
 def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_orphans(out_dir)  # temporary files of a killed run (last.pt, config.yaml, ...)
     g = state["git"]
     log.info("git %s%s", g["sha"], " (dirty: uncommitted changes)" if g["dirty"] else "")
     log.info("config:\n%s", yaml.safe_dump(state["config"], sort_keys=False))
@@ -285,12 +294,25 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
 
 def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
     result: dict[str, Any] = dict(best or {})
+    if (out_dir / "best.pt").is_file() and distributed.context().is_main:
+        _write_reference(cfg, data, out_dir, device)
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
         test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
                      get_adapter(cfg).extra_tasks)
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
+
+
+def _write_reference(cfg: Config, data: FoldData, out_dir: Path, device) -> None:
+    """``reference.pt``: best.pt's training embeddings and a probe clip, for predict."""
+    model, ckpt = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+    train = data.parts["train"]
+    out = embed(model.to(device), eval_loader(train, cfg.train.batch_size), device=device)
+    first = train.clip_ids[0]
+    probe = {"clip_id": first, "path": (data.train_paths or {}).get(first),
+             "features": {k: v[0].clone() for k, v in train.inputs.items()}}
+    write_reference(out_dir, "best.pt", ckpt.get("epoch"), out, train.clip_ids, train.speakers, probe)
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:

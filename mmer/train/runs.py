@@ -135,3 +135,41 @@ def write_summary(root: str | Path, summary: Mapping[str, Any], keys: Sequence[s
 
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
+
+
+REFERENCE_FORMAT = 1
+
+
+def write_reference(out_dir: str | Path, checkpoint: str, epoch: Any, out: Mapping[str, Any],
+                    clip_ids: Sequence[str], speakers: Sequence[str],
+                    probe: Mapping[str, Any] | None) -> Path:
+    """Add `checkpoint`'s training-clip embeddings to ``<out_dir>/reference.pt`` (atomically).
+
+    What ``python -m mmer.predict`` needs besides the checkpoint, so a copied run folder
+    works without the training data: per checkpoint file name its ``epoch`` (to tell a
+    stale reference), embedding (N, E), labels (N,), clip ids and speakers; and `probe`,
+    one training clip's path and cached features, for predict's check that features made
+    now match the cache when that clip is at hand.
+    """
+    path = Path(out_dir) / "reference.pt"
+    ref = read_reference(path) or {"format": REFERENCE_FORMAT, "checkpoints": {}}
+    ref["checkpoints"][checkpoint] = {
+        "epoch": epoch, "embedding": torch.as_tensor(out["embedding"]),
+        "labels": torch.as_tensor(out["labels"]), "clip_ids": list(clip_ids), "speakers": list(speakers)}
+    if probe is not None:
+        ref["probe"] = dict(probe)
+    atomic_save(path, lambda tmp: torch.save(ref, tmp))
+    return path
+
+
+def read_reference(path: str | Path) -> dict[str, Any] | None:
+    """The ``reference.pt`` of a fold folder, or None when absent or unreadable (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ref = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file fails in many ways
+        log.warning("%s: unreadable (%s); it is rewritten by the next evaluation", path, type(err).__name__)
+        return None
+    return ref if isinstance(ref, dict) and ref.get("format") == REFERENCE_FORMAT else None
