@@ -6,7 +6,7 @@
   with a claim file created by ``O_CREAT | O_EXCL`` (atomic: exactly one creator wins).
   A claim whose owner process is dead (same host) or older than the timeout is stale and
   is taken over.
-- :func:`merge_skip_file`: the cache's ``skipped.tsv`` is the union by item of what every
+- :func:`merge_skip_file`: the cache's skip list of a data root (``skipped-<root hash>.tsv``) is the union by item of what every
   process skipped, less clips that now have an entry.
 - :func:`record_summary`: every process adds its counts and clip lists to the cache's
   ``summary.json`` (read-modify-write under an ``flock``).
