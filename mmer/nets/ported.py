@@ -1,19 +1,19 @@
-"""Helpers shared by the 2D frame encoders ported from other frameworks' checkpoints.
+"""Helpers shared by the networks ported from other frameworks' checkpoints (the 2D frame
+encoders, MTCNN, the Whisper encoder).
 
 - Strict state loading that names every missing, unexpected and shape-mismatched key
-  (:func:`load_state_strict`). Unlike :mod:`mmer.models.pretrained` it tolerates nothing:
+  (:func:`load_state_strict`). Unlike :mod:`mmer.nets.pretrained` it tolerates nothing:
   converters must produce every tensor the module has, BatchNorm counters included.
 - TensorFlow's ``'same'`` padding (:func:`pad_same`): for a stride-2 window TF pads the
   bottom/right side more than the top/left one, which PyTorch's symmetric ``padding=``
   cannot express, and the amount depends on the input size, so it is computed per call.
 
-This module reads no files and depends on nothing else in mmer, so it survives moves of
-the package around it.
+This module reads no files and depends only on :mod:`mmer.errors`.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,17 +45,21 @@ def state_problems(module: nn.Module, state: Mapping[str, Tensor]) -> dict[str, 
     }
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, Tensor], source: str) -> dict[str, int]:
+def load_state_strict(module: nn.Module, state: Mapping[str, Tensor], source: str, *,
+                      error: type[BadInput] = FrameWeightError,
+                      unmatched: Sequence[str] = ()) -> dict[str, int]:
     """Copy `state` into `module` after checking that keys and shapes match exactly.
 
-    Raises :class:`FrameWeightError` naming `source` and listing every missing,
-    unexpected and shape-mismatched key. Returns ``{"tensors": number copied}``.
+    Raises `error` (each network's own :class:`~mmer.errors.BadInput` type) naming `source`
+    and listing every missing, unexpected and shape-mismatched key; `unmatched`: names in the
+    file a converter could not map to any key, listed as unexpected too. Returns
+    ``{"tensors": number copied}``.
     """
     problems = state_problems(module, state)
-    found = [f"{name} ({len(keys)}): {_clip(keys)}" for name, keys in problems.items() if keys]
+    problems["unexpected"] += list(unmatched)
+    found = [f"{name} ({len(keys)}): {clip_keys(keys)}" for name, keys in problems.items() if keys]
     if found:
-        raise FrameWeightError(f"{source}: weights do not match {type(module).__name__}; "
-                               + "; ".join(found))
+        raise error(f"{source}: weights do not match {type(module).__name__}; " + "; ".join(found))
     module.load_state_dict(dict(state), strict=True)
     log.info("%s: loaded %d tensors into %s", source, len(state), type(module).__name__)
     return {"tensors": len(state)}
@@ -86,6 +90,7 @@ def zero_counter() -> Tensor:
     return torch.tensor(0, dtype=torch.long)
 
 
-def _clip(keys: list[str]) -> str:
-    more = len(keys) - _LIST_AT_MOST
-    return ", ".join(keys[:_LIST_AT_MOST]) + (f", ... and {more} more" if more > 0 else "")
+def clip_keys(keys: list[str], at_most: int = _LIST_AT_MOST) -> str:
+    """At most `at_most` of `keys`, then how many more: error messages stay one readable line."""
+    more = len(keys) - at_most
+    return ", ".join(keys[:at_most]) + (f", ... and {more} more" if more > 0 else "")

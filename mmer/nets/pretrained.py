@@ -37,6 +37,7 @@ from torch import nn
 from mmer.config import BackboneConfig
 from mmer.errors import BadInput
 from mmer.nets.frame_encoders import ENCODERS
+from mmer.nets.ported import clip_keys
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: Path) 
     missing = [k for k in absent if not k.endswith(OPTIONAL_BUFFER_SUFFIX)]
     mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = [f"{name} ({len(keys)}): {_clip(keys)}" for name, keys in
+    problems = [f"{name} ({len(keys)}): {clip_keys(keys, _LIST_AT_MOST)}" for name, keys in
                 (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
                 if keys]
     if problems:
@@ -157,11 +158,5 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: Path) 
     module.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
     if ignored:
         log.info("%s: ignored %d classifier tensors the feature model does not have: %s",
-                 path, len(ignored), _clip(ignored))
+                 path, len(ignored), clip_keys(ignored, _LIST_AT_MOST))
     return {"ignored": ignored, "absent_buffers": len(absent)}
-
-
-def _clip(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_LIST_AT_MOST])
-    more = len(keys) - _LIST_AT_MOST
-    return shown + (f", ... and {more} more" if more > 0 else "")

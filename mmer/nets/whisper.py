@@ -32,6 +32,7 @@ from torch import nn
 
 from mmer.errors import BadInput
 from mmer.nets.ct2 import Ct2Model, dequantize, read_ct2
+from mmer.nets.ported import load_state_strict
 
 log = logging.getLogger(__name__)
 
@@ -167,20 +168,6 @@ def encoder_state_dict(model: Ct2Model) -> tuple[dict[str, torch.Tensor], list[s
     return state, unmatched
 
 
-def load_encoder_strict(module: WhisperEncoder, state: dict[str, torch.Tensor],
-                        unmatched: list[str]) -> None:
-    """Copy `state` into `module`; raise listing missing, unexpected or mis-shaped keys."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own)) + unmatched
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs module {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise WhisperLoadError(f"encoder weights do not match: missing {missing}, "
-                               f"unexpected {unexpected}, shape mismatches {shapes}")
-    module.load_state_dict(state, strict=True)
-
-
 def load_whisper_encoder(model_dir: str | Path) -> WhisperEncoder:
     """The float32 encoder of the CTranslate2 Whisper model in `model_dir`, in eval mode."""
     path = Path(model_dir) / "model.bin"
@@ -193,7 +180,7 @@ def load_whisper_encoder(model_dir: str | Path) -> WhisperEncoder:
     cfg = encoder_config(model)
     encoder = WhisperEncoder(cfg)
     state, unmatched = encoder_state_dict(model)
-    load_encoder_strict(encoder, state, unmatched)
+    load_state_strict(encoder, state, str(path), error=WhisperLoadError, unmatched=unmatched)
     table = model["encoder/position_encodings/encodings"].astype(np.float32)
     drift = float(np.abs(table - sinusoids(cfg.n_ctx, cfg.n_state).numpy()).max())
     n_other = sum(not n.startswith("encoder/") for n in model.variables)
