@@ -42,6 +42,7 @@ from mmer.nets.frame_encoders import (
     snippet_feature_maps,
     unnormalise_snippets,
 )
+from mmer.nets.ported import random_reason
 from mmer.nets.pretrained import MissingWeightsError, load_backbone_weights, weight_file
 from mmer.nets.resnet3d import build_video_backbone
 from mmer.nets.whisper import WhisperEncoder, load_whisper_encoder
@@ -207,16 +208,9 @@ def build_whisper(bb: BackboneConfig) -> tuple[WhisperEncoder, dict[str, Any]]:
     path = weight_file(bb, "audio")
     meta: dict[str, Any] = {"name": bb.audio, "file": str(path), "policy": bb.pretrained,
                             "status": "random", "reason": None}
-    if bb.pretrained == "none":
-        meta["reason"] = "backbone.pretrained is none: random initialisation on purpose"
-    elif not path.is_file():
-        if bb.pretrained == "required":
-            raise MissingWeightsError(f"{path}: weight file not found; run `python -m mmer.weights "
-                                      "fetch whisper_tiny_en` or set backbone.pretrained to optional")
-        log.warning("%s: weight file not found; using RANDOM initialisation "
-                    "(backbone.pretrained is optional)", path)
-        meta["reason"] = "weight file not found (backbone.pretrained: optional)"
-    else:
+    meta["reason"] = random_reason(path, bb.pretrained, missing=MissingWeightsError,
+                                   fix="python -m mmer.weights fetch whisper_tiny_en")
+    if meta["reason"] is None:
         encoder = load_whisper_encoder(path.parent)
         meta["status"] = "loaded"
     if meta["status"] == "random":

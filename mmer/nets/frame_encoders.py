@@ -43,11 +43,10 @@ from torchvision.models import mobilenet_v2
 from mmer.errors import BadInput
 from mmer.nets.efficientnet_lite import EfficientNetLite0, lite0_state_from_file
 from mmer.nets.mini_xception import FER_CLASSES, MiniXception, load_mini_xception
-from mmer.nets.ported import FrameWeightError, MissingFrameWeightsError, load_state_strict
+from mmer.nets.ported import FrameWeightError, MissingFrameWeightsError, load_state_strict, random_reason
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("required", "optional", "none")
 INIT_SEED = 0
 # ITU-R BT.601 luma, what OpenCV's RGB2GRAY (used by fer) computes.
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -178,8 +177,6 @@ def build_frame_encoder(name: str, weights_dir: str | Path, *, pretrained: str =
     ``reason``, ``out_channels`` and ``input`` (the :class:`FrameInput` as a dict).
     """
     spec = encoder_spec(name)
-    if pretrained not in POLICIES:
-        raise BadInput(f"unknown pretrained policy {pretrained!r}; choices: {', '.join(POLICIES)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
         module = spec.make()
@@ -189,7 +186,8 @@ def build_frame_encoder(name: str, weights_dir: str | Path, *, pretrained: str =
     info: dict[str, Any] = {"name": name, "file": str(path), "policy": pretrained, "status": "random",
                             "reason": None, "out_channels": module.out_channels,
                             "input": asdict(frame_input)}
-    reason = _random_reason(path, pretrained)
+    reason = random_reason(path, pretrained, missing=MissingFrameWeightsError,
+                           fix=f"python -m mmer.weights fetch {name}")
     if reason is None:
         module = spec.load(module, path)
         info["status"] = "loaded"
@@ -197,19 +195,6 @@ def build_frame_encoder(name: str, weights_dir: str | Path, *, pretrained: str =
     module.frame_input = frame_input
     log.info("frame encoder %s: %s (%s)", name, info["status"], path)
     return module.eval(), info
-
-
-def _random_reason(path: Path, policy: str) -> str | None:
-    """Why the encoder stays random (None: load the file); raises when the file is required."""
-    if policy == "none":
-        return "pretrained is none: random initialisation on purpose"
-    if path.is_file():
-        return None
-    if policy == "required":
-        raise MissingFrameWeightsError(f"{path}: weight file not found; put '{path.name}' into "
-                                       f"'{path.parent}/' or set pretrained to optional or none")
-    log.warning("%s: weight file not found; using RANDOM initialisation", path)
-    return "weight file not found (pretrained: optional)"
 
 
 def unnormalise_snippets(snippets: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

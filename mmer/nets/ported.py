@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,28 @@ class FrameWeightError(BadInput):
 
 class MissingFrameWeightsError(FrameWeightError):
     """A required weight file is not on disk."""
+
+
+POLICIES = ("required", "optional", "none")
+
+
+def random_reason(path: Path, policy: str, *, missing: type[BadInput], fix: str) -> str | None:
+    """Why a network stays randomly initialised under ``backbone.pretrained`` `policy` (None:
+    load `path`). ``required`` with no file raises `missing`, saying where the file goes and
+    `fix` (how to get it); ``optional`` with no file warns. Every backbone loader asks this."""
+    if policy not in POLICIES:
+        raise BadInput(f"unknown pretrained policy {policy!r}; choices: {', '.join(POLICIES)}")
+    if policy == "none":
+        return "backbone.pretrained is none: random initialisation on purpose"
+    if path.is_file():
+        return None
+    if policy == "required":
+        raise missing(f"{path}: weight file not found. Put '{path.name}' into '{path.parent}/' "
+                      f"({fix}), or set backbone.pretrained to optional or none to run with "
+                      f"random weights")
+    log.warning("%s: weight file not found; using RANDOM initialisation "
+                "(backbone.pretrained is optional; %s)", path, fix)
+    return "weight file not found (backbone.pretrained: optional)"
 
 
 def state_problems(module: nn.Module, state: Mapping[str, Tensor]) -> dict[str, list[str]]:

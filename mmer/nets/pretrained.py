@@ -37,12 +37,11 @@ from torch import nn
 from mmer.config import BackboneConfig
 from mmer.errors import BadInput
 from mmer.nets.frame_encoders import ENCODERS
-from mmer.nets.ported import clip_keys
+from mmer.nets.ported import clip_keys, random_reason
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("hara", "torchvision", "torchvision_1ch")
-POLICIES = ("required", "optional", "none")
 IGNORABLE_PREFIXES = ("fc.", "classifier.")
 OPTIONAL_BUFFER_SUFFIX = ".num_batches_tracked"
 _LIST_AT_MOST = 20
@@ -85,24 +84,13 @@ def load_backbone_weights(module: nn.Module, path: str | Path, *, layout: str,
     """
     if layout not in LAYOUTS:
         raise BadInput(f"unknown weight layout {layout!r}; choices: {', '.join(LAYOUTS)}")
-    if policy not in POLICIES:
-        raise BadInput(f"unknown pretrained policy {policy!r}; choices: {', '.join(POLICIES)}")
     path = Path(path)
     meta: dict[str, Any] = {"file": str(path), "layout": layout, "policy": policy,
                             "status": "random", "reason": None, "missing": [],
                             "unexpected": [], "ignored": [], "absent_buffers": 0}
-    if policy == "none":
-        meta["reason"] = "backbone.pretrained is none: random initialisation on purpose"
-        return meta
-    if not path.is_file():
-        if policy == "required":
-            raise MissingWeightsError(
-                f"{path}: weight file not found. Put '{path.name}' into '{path.parent}/' "
-                f"(resnet/README.md says where each file comes from), or set "
-                f"backbone.pretrained to optional or none to run with random weights")
-        log.warning("%s: weight file not found; using RANDOM initialisation "
-                    "(backbone.pretrained is optional; see resnet/README.md)", path)
-        meta["reason"] = "weight file not found (backbone.pretrained: optional)"
+    meta["reason"] = random_reason(path, policy, missing=MissingWeightsError,
+                                   fix="resnet/README.md says where each file comes from")
+    if meta["reason"] is not None:
         return meta
     state = convert_checkpoint(_read_checkpoint(path), layout, path)
     meta.update(_load_strict(module, state, path))
