@@ -249,7 +249,10 @@ def _extract_clips(cfg: Config, todo: list[ClipRecord], cache: FeatureCache,
     loader = DataLoader(ClipDataset(todo, cfg, claims=claims, cache=cache), batch_size=max(1, cfg.features.batch_size // n_snip),
                         num_workers=cfg.features.num_workers, collate_fn=list,
                         pin_memory=nets.cuda, generator=torch.Generator().manual_seed(0),
-                        worker_init_fn=_worker_init)
+                        worker_init_fn=_worker_init,
+                        # A forked worker inherits the parent's OpenMP thread pool in whatever
+                        # state earlier torch work left it, and can hang on its first op.
+                        multiprocessing_context="forkserver" if cfg.features.num_workers > 0 else None)
     tick, cpu = time.perf_counter(), _cpu_time()
     with tqdm(total=len(todo), unit="clip", desc="extract", disable=not progress) as bar, \
             torch.inference_mode():
