@@ -69,8 +69,14 @@ def with_tokens(entries: Sequence[Mapping[str, Any]], tokenizer: Tokenizer,
     if texts is None:
         texts = [str(e["extra"]["text"]) for e in entries]
     batch = tokenizer.encode(list(texts), max_tokens)
-    return [dict(e, input_ids=ids, attention_mask=mask)
-            for e, ids, mask in zip(entries, batch.ids, batch.mask, strict=True)]
+    # Every part padded to max_tokens, so train and dev ids stack alike (a part whose
+    # longest text is shorter would otherwise differ in shape); batches are cut back to
+    # their longest text by trim_collate.
+    pad = max_tokens - batch.ids.shape[1]
+    ids = torch.nn.functional.pad(batch.ids, (0, pad), value=tokenizer.pad_id)
+    mask = torch.nn.functional.pad(batch.mask, (0, pad), value=False)
+    return [dict(e, input_ids=i, attention_mask=m)
+            for e, i, m in zip(entries, ids, mask, strict=True)]
 
 
 def visual_section(cfg: Config) -> Any:

@@ -196,7 +196,9 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
     ``m_per_class``: PML's MPerClassSampler (m clips of each of batch_size/m classes per
     batch; the loss's online miner picks triplets). ``triplet``: TripletDataset items in
     a shuffled order. ``shuffle``: the clips in a shuffled order (natural class
-    proportions). All draw from generators seeded by (seed, epoch).
+    proportions). ``length``: shuffled batches of texts of similar token count
+    (:class:`LengthBatches`; a trained text encoder pads far less). All draw from
+    generators seeded by (seed, epoch).
     """
     dataset.train().set_epoch(epoch)
     epoch_seed = derive_seed(seed, epoch)
@@ -211,7 +213,55 @@ def train_loader(dataset: FeatureDataset, cfg: TrainConfig, *, seed: int, epoch:
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, **common)
     if cfg.sampler == "shuffle":
         return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, **common)
-    raise BadInput(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class, shuffle")
+    if cfg.sampler == "length":
+        batches = LengthBatches(token_lengths(dataset), cfg.batch_size, seed=epoch_seed)
+        del common["generator"], common["drop_last"]
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    raise BadInput(f"unknown train.sampler {cfg.sampler!r}; valid: triplet, m_per_class, shuffle, "
+                   "length")
+
+
+def token_lengths(dataset: FeatureDataset) -> Tensor:
+    """Real tokens of each item (the ``length`` sampler needs token inputs)."""
+    mask = dataset.inputs.get("attention_mask")
+    if mask is None:
+        raise BadInput("train.sampler length groups texts by token count; this model reads no "
+                       "tokens (text.finetune or text.encoder scratch); use shuffle")
+    return mask.sum(1)
+
+
+class LengthBatches:
+    """Shuffled batches of items of similar length, so a padded batch wastes little.
+
+    Each epoch: the items in a seeded random order, cut into pools of
+    ``pool_batches`` x `batch_size`; each pool sorted by length and cut into batches;
+    then all batches in a seeded random order. Every item once per epoch; the order is a
+    function of `seed` alone (the loader passes the (seed, epoch) seed).
+    """
+
+    def __init__(self, lengths: Tensor, batch_size: int, *, seed: int, pool_batches: int = 50) -> None:
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.pool = batch_size * pool_batches
+
+    def _batches(self) -> list[list[int]]:
+        gen = make_generator(self.seed)
+        order = torch.randperm(len(self.lengths), generator=gen)
+        batches: list[list[int]] = []
+        for start in range(0, len(order), self.pool):
+            pool = order[start:start + self.pool]
+            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
+            batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        full, rest = divmod(n, self.pool)
+        return full * -(-self.pool // self.batch_size) + -(-rest // self.batch_size)
 
 
 def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
