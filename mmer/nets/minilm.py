@@ -14,6 +14,8 @@ import hashlib
 import importlib
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -114,3 +116,27 @@ def load_sentence_model(cfg: TextConfig, device: str = "cpu") -> nn.Module:
     model = SentenceTransformer(str(minilm_dir(cfg)), device=device, local_files_only=True)
     model.max_seq_length = cfg.max_tokens
     return model.eval()
+
+
+def save_minilm_folder(encoder: MiniLMEncoder, source: Path, out: Path) -> Path:
+    """Write `encoder`'s (fine-tuned) transformer as a sentence-transformers MiniLM folder at
+    `out`: the files of the folder it was loaded from (`source`: tokenizer, pooling and
+    module configs) with its own ``config.json`` and ``model.safetensors``. The folder is
+    built beside `out` and renamed into place, so `out` is whole or absent; it works as
+    ``text.model_dir`` (frozen embeddings of the fine-tuned weights, their own cache id)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for item in source.iterdir():
+            if item.name in ("model.safetensors", "config.json", "pytorch_model.bin"):
+                continue
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        encoder.transformer.save_pretrained(str(tmp), safe_serialization=True)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info("fine-tuned MiniLM written to %s (usable as text.model_dir)", out)
+    return out

@@ -30,7 +30,7 @@ from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
 from mmer.io import atomic_write_json, clean_orphans
 from mmer.losses import build_loss
 from mmer.models.build import build_model
-from mmer.nets.minilm import MiniLMEncoder
+from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.seed import derive_seed, seed_everything, set_deterministic
 from mmer.train import distributed
 from mmer.train.data import FoldData, fold_data
@@ -47,6 +47,8 @@ from mmer.train.runs import (
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
+# A fine-tuned MiniLM run writes its best encoder here (fold folder), for text.model_dir.
+TEXT_ENCODER_DIR = "text_encoder"
 
 
 def lr_lambda(total_steps: int, warmup_steps: int):
@@ -296,12 +298,22 @@ def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, devic
     result: dict[str, Any] = dict(best or {})
     if (out_dir / "best.pt").is_file() and distributed.context().is_main:
         _write_reference(cfg, data, out_dir, device)
+        _write_text_encoder(cfg, out_dir)
     if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
         model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
         test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
                      get_adapter(cfg).extra_tasks)
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
+
+
+def _write_text_encoder(cfg: Config, out_dir: Path) -> None:
+    """``text_encoder/``: best.pt's fine-tuned MiniLM as a folder for ``text.model_dir``
+    (e.g. frozen fine-tuned embeddings under a dialogue layer)."""
+    if not (cfg.text.finetune and cfg.text.encoder == "minilm"):
+        return
+    model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+    save_minilm_folder(model.text_encoder, minilm_dir(cfg.text), out_dir / TEXT_ENCODER_DIR)
 
 
 def _write_reference(cfg: Config, data: FoldData, out_dir: Path, device) -> None:
