@@ -55,6 +55,8 @@ def test_context_string_marks_the_target_first_then_past_most_recent_first() -> 
     assert strings["train/dia1_utt1"] == f"{TARGET_MARK} Monica: b1 [SEP] Monica: b0"
     # No context: the utterance's own text, unchanged (the frozen cache keys stay the same).
     assert context_strings(entries, 0) == [e["extra"]["text"] for e in entries]
+    named = context_strings(entries, 0, speaker_names=True)
+    assert named[0] == "Ross: a0" and named == [f"{e['speaker']}: {e['extra']['text']}" for e in entries]
 
 
 @pytest.mark.parametrize("kind", ["gru", "attention"])

@@ -121,7 +121,7 @@ def test_text_only_refuses_other_modalities_and_missing_weights(tmp_path: Path,
     assert "model.modalities" in caplog.text
     caplog.clear()
     assert main(_args(tmp_path, root, "--set", f"text.model_dir={tmp_path / 'no_weights'}")) == 2
-    assert "text.encoder=scratch" in caplog.text
+    assert "text.encoder=scratch" in caplog.text and "fold_<k>/text_encoder" in caplog.text
 
 
 def test_trim_collate_cuts_token_batches_to_the_longest_text() -> None:

@@ -323,6 +323,9 @@ class TextConfig:
     scratch_dim: int = 128
     scratch_layers: int = 2
     scratch_heads: int = 4
+    # Without context: read each utterance as "Speaker: text" (the form the dialogue
+    # windows embed, so a MiniLM fine-tuned on it suits them) instead of the text alone.
+    speaker_names: bool = False
     # Dialogue context (mmer/features/context.py): this many PRECEDING utterances of the
     # same dialogue (speaker names included, the target marked) go with each utterance.
     context: int = 0

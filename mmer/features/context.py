@@ -63,11 +63,13 @@ def context_windows(entries: Sequence[Mapping[str, Any]], n: int) -> list[list[i
     return windows
 
 
-def context_strings(entries: Sequence[Mapping[str, Any]], n: int) -> list[str]:
+def context_strings(entries: Sequence[Mapping[str, Any]], n: int, *,
+                    speaker_names: bool = False) -> list[str]:
     """The text input of each entry with `n` utterances of context (module docstring);
-    with ``n == 0`` the utterance's own text, unchanged."""
+    with ``n == 0`` the utterance's own text, unchanged, or ``"Speaker: text"`` with
+    `speaker_names` (as the dialogue windows embed each utterance)."""
     if n == 0:
-        return [str(e["extra"]["text"]) for e in entries]
+        return [spoken(e) if speaker_names else str(e["extra"]["text"]) for e in entries]
     out = []
     for window in context_windows(entries, n):
         *past, target = window

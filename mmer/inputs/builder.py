@@ -146,7 +146,7 @@ def input_texts(cfg: Config, entries: Sequence[Mapping[str, Any]]) -> list[str]:
     if cfg.text.context and entries and "utterance_id" not in entries[0].get("extra", {}):
         raise BadInput(f"text.context needs dialogue and utterance ids; dataset {cfg.dataset} "
                        "has none")
-    return context_strings(entries, cfg.text.context)
+    return context_strings(entries, cfg.text.context, speaker_names=cfg.text.speaker_names)
 
 
 def text_mode(cfg: Config) -> str | None:

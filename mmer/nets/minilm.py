@@ -63,6 +63,10 @@ def minilm_dir(cfg: TextConfig) -> Path:
             f"--set text.encoder=scratch to train a small text encoder from scratch")
     if cfg.model_dir is not None:
         path = Path(cfg.model_dir)
+        if not path.is_dir():
+            raise TextEncoderUnavailable(
+                f"text.model_dir {path} is not a folder (a fine-tuned MiniLM run writes one as "
+                f"runs/<name>/fold_<k>/text_encoder: train that run first); or {hint}")
     else:
         try:
             package = importlib.import_module(MINILM_PACKAGE)
