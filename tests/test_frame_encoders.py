@@ -15,7 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from mmer.config import VideoConfig
+from mmer.config import VideoConfig, config_from_dict
+from mmer.features.backbones import SnippetFrameEncoder
+from mmer.features.cache import feature_config_hash
 from mmer.nets.efficientnet_lite import EfficientNetLite0, lite0_key, lite0_state_from_file
 from mmer.nets.frame_encoders import (
     ENCODERS,
@@ -79,6 +81,28 @@ def test_snippet_map_is_the_mean_of_its_frame_maps(tmp_path):
     each = encode_frames(encoder, frames)
     assert torch.allclose(maps[0], each.mean(dim=0), atol=1e-6)
 
+
+
+def test_expression_std_feature_is_the_frames_mean_then_their_std(tmp_path):
+    encoder, _ = build_frame_encoder("mini_xception", tmp_path, pretrained="none")
+    snippets = torch.rand(2, 3, 4, 32, 32)  # (S, 3, L, H, W) in [0, 1]
+    plain = SnippetFrameEncoder(encoder, (0.0,) * 3, (1.0,) * 3, expression=True)
+    both = SnippetFrameEncoder(encoder, (0.0,) * 3, (1.0,) * 3, expression=True, with_std=True)
+    with torch.no_grad():
+        mean_only, mean_std = plain(snippets), both(snippets)
+        out = encoder.expression(prepare_frames(snippets[1].permute(1, 0, 2, 3), encoder.frame_input))
+    frames = torch.cat([out["features"], out["probs"]], dim=1)  # snippet 1's frames (4, 135)
+    assert mean_only.shape == (2, 135) and mean_std.shape == (2, 270)
+    assert torch.allclose(mean_std[:, :135], mean_only, atol=1e-6)
+    assert torch.allclose(mean_std[1, :135], frames.mean(dim=0), atol=1e-6)
+    assert torch.allclose(mean_std[1, 135:], frames.std(dim=0, correction=0), atol=1e-6)
+    assert mean_std[:, 135:].abs().sum() > 0
+    with torch.no_grad():  # one frame per snippet: no spread, not NaN
+        assert torch.equal(both(snippets[:, :, :1])[:, 135:], torch.zeros(2, 135))
+    with pytest.raises(ValueError, match="with_std"):
+        SnippetFrameEncoder(encoder, (0.0,) * 3, (1.0,) * 3, with_std=True)
+    assert (feature_config_hash(config_from_dict({"backbone": {"video_feature": "expression_std"}}))
+            != feature_config_hash(config_from_dict({"backbone": {"video_feature": "expression"}})))
 
 def test_random_builds_are_the_same_network(tmp_path):
     a, _ = build_frame_encoder("efficientnet_lite0", tmp_path, pretrained="none")

@@ -174,8 +174,9 @@ class BackboneConfig:
     audio_image_size: int = 112
     # Video features kept per snippet: the last conv map (S, C, h, w), or, for mini_xception
     # only, its per-frame expression features (pooled penultimate map 128 + FER softmax 7)
-    # averaged over the snippet: (S, 135).
-    video_feature: Literal["map", "expression"] = "map"
+    # averaged over the snippet: (S, 135); expression_std adds their standard deviation over
+    # the snippet's frames (how much the face moves within it): (S, 270).
+    video_feature: Literal["map", "expression", "expression_std"] = "map"
 
 
 @dataclass

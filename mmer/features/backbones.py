@@ -100,13 +100,14 @@ class Backbones:
         if bb.video_weights not in (None, standard):
             raise ConfigError(f"backbone.video_weights: {bb.video} reads {standard} from "
                               f"backbone.weights_dir; got {bb.video_weights!r}")
-        if bb.video_feature == "expression" and bb.video != "mini_xception":
-            raise ConfigError(f"backbone.video_feature: expression needs backbone.video "
+        if bb.video_feature != "map" and bb.video != "mini_xception":
+            raise ConfigError(f"backbone.video_feature: {bb.video_feature} needs backbone.video "
                               f"mini_xception (the FER classifier), got {bb.video}")
         encoder, info = build_frame_encoder(bb.video, bb.weights_dir, pretrained=bb.pretrained)
         self.pretrained["video"] = {"name": bb.video, "feature": bb.video_feature, **info}
         return SnippetFrameEncoder(encoder, cfg.video.mean, cfg.video.std,
-                                   expression=bb.video_feature == "expression").to(self.device)
+                                   expression=bb.video_feature != "map",
+                                   with_std=bb.video_feature == "expression_std").to(self.device)
 
     def _load_audio_encoder(self, bb: BackboneConfig) -> None:
         """The pretrained audio encoders (whisper_tiny, mobilenet_v2, efficientnet_lite0)."""
@@ -250,14 +251,17 @@ class SnippetFrameEncoder(nn.Module):
     video config's `mean`/`std` -> (N, C, h, w), every frame encoded, maps averaged over L.
 
     With `expression` (mini-Xception): (N, 135), the per-frame pooled penultimate features
-    (128) and FER softmax (7) averaged over L."""
+    (128) and FER softmax (7) averaged over L; with `with_std` as well, their standard
+    deviation over the L frames follows: (N, 270)."""
 
     def __init__(self, encoder: nn.Module, mean: list[float], std: list[float], *,
-                 expression: bool = False) -> None:
+                 expression: bool = False, with_std: bool = False) -> None:
         super().__init__()
+        if with_std and not expression:
+            raise ValueError("with_std needs expression features")
         self.encoder = encoder
         self.mean, self.std = list(mean), list(std)
-        self.expression = expression
+        self.expression, self.with_std = expression, with_std
 
     def forward(self, snippets: Tensor) -> Tensor:
         if not self.expression:
@@ -266,4 +270,8 @@ class SnippetFrameEncoder(nn.Module):
         x = prepare_frames(frames.flatten(0, 1), self.encoder.frame_input)
         out = self.encoder.expression(x)
         per_frame = torch.cat([out["features"], out["probs"]], dim=1)    # (N * L, 135)
-        return per_frame.view(*frames.shape[:2], -1).mean(dim=1)
+        per_frame = per_frame.view(*frames.shape[:2], -1)                # (N, L, 135)
+        if not self.with_std:
+            return per_frame.mean(dim=1)
+        # population std: a one-frame snippet gives 0, not NaN
+        return torch.cat([per_frame.mean(dim=1), per_frame.std(dim=1, correction=0)], dim=1)
