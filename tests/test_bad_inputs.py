@@ -512,8 +512,15 @@ def _env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT))
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: give the child the default disposition,
+    # as a terminal's Ctrl-C finds it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=PROJECT, env=_env(),
+    return subprocess.Popen([sys.executable, *args], cwd=PROJECT, env=_env(), preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
 
 
