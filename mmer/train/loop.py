@@ -295,36 +295,34 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
 
 
 def _result(cfg: Config, data: FoldData, out_dir: Path, best: dict | None, device) -> dict[str, Any]:
+    """The fold result: `best`, and from best.pt (read once) the run folder's
+    reference.pt and text_encoder/ (rank 0) and the test scores."""
     result: dict[str, Any] = dict(best or {})
-    if (out_dir / "best.pt").is_file() and distributed.context().is_main:
-        _write_reference(cfg, data, out_dir, device)
-        _write_text_encoder(cfg, out_dir)
-    if (out_dir / "best.pt").is_file() and data.parts["test"] is not None:
-        model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
-        test = score(model.to(device), data.parts["test"], data.label_names, device, cfg.train.batch_size,
+    is_main = distributed.context().is_main
+    if not (out_dir / "best.pt").is_file() or not (is_main or data.parts["test"] is not None):
+        return result
+    model, ckpt = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+    model = model.to(device)
+    if is_main:
+        _write_reference(cfg, data, out_dir, model, ckpt.get("epoch"), device)
+        if cfg.text.finetune and cfg.text.encoder == "minilm":  # for text.model_dir
+            save_minilm_folder(model.text_encoder, minilm_dir(cfg.text), out_dir / TEXT_ENCODER_DIR)
+    if data.parts["test"] is not None:
+        test = score(model, data.parts["test"], data.label_names, device, cfg.train.batch_size,
                      get_adapter(cfg).extra_tasks)
         result.update({f"test_{k}": v for k, v in test.items()})
     return result
 
 
-def _write_text_encoder(cfg: Config, out_dir: Path) -> None:
-    """``text_encoder/``: best.pt's fine-tuned MiniLM as a folder for ``text.model_dir``
-    (e.g. frozen fine-tuned embeddings under a dialogue layer)."""
-    if not (cfg.text.finetune and cfg.text.encoder == "minilm"):
-        return
-    model, _ = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
-    save_minilm_folder(model.text_encoder, minilm_dir(cfg.text), out_dir / TEXT_ENCODER_DIR)
-
-
-def _write_reference(cfg: Config, data: FoldData, out_dir: Path, device) -> None:
-    """``reference.pt``: best.pt's training embeddings and a probe clip, for predict."""
-    model, ckpt = model_from_checkpoint(load_checkpoint(out_dir / "best.pt"))
+def _write_reference(cfg: Config, data: FoldData, out_dir: Path, model: torch.nn.Module, epoch: Any,
+                     device) -> None:
+    """``reference.pt``: best.pt's (`model`'s) training embeddings and a probe clip, for predict."""
     train = data.parts["train"]
-    out = embed(model.to(device), eval_loader(train, cfg.train.batch_size), device=device)
+    out = embed(model, eval_loader(train, cfg.train.batch_size), device=device)
     first = train.clip_ids[0]
     probe = {"clip_id": first, "path": (data.train_paths or {}).get(first),
              "features": {k: v[0].clone() for k, v in train.inputs.items()}}
-    write_reference(out_dir, "best.pt", ckpt.get("epoch"), out, train.clip_ids, train.speakers, probe)
+    write_reference(out_dir, "best.pt", epoch, out, train.clip_ids, train.speakers, probe)
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
