@@ -233,35 +233,29 @@ def token_lengths(dataset: FeatureDataset) -> Tensor:
 class LengthBatches:
     """Shuffled batches of items of similar length, so a padded batch wastes little.
 
-    Each epoch: the items in a seeded random order, cut into pools of
-    ``pool_batches`` x `batch_size`; each pool sorted by length and cut into batches;
-    then all batches in a seeded random order. Every item once per epoch; the order is a
-    function of `seed` alone (the loader passes the (seed, epoch) seed).
+    The items in a random order, cut into pools of ``pool_batches`` x `batch_size`; each
+    pool sorted by length and cut into batches; then the batches in a random order. Every
+    item once; the order is a function of `seed` alone (the loader makes one sampler per
+    epoch from the (seed, epoch) seed).
     """
 
     def __init__(self, lengths: Tensor, batch_size: int, *, seed: int, pool_batches: int = 50) -> None:
-        self.lengths = torch.as_tensor(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.pool = batch_size * pool_batches
-
-    def _batches(self) -> list[list[int]]:
-        gen = make_generator(self.seed)
-        order = torch.randperm(len(self.lengths), generator=gen)
+        lengths = torch.as_tensor(lengths)
+        gen = make_generator(seed)
+        order = torch.randperm(len(lengths), generator=gen)
+        pool_size = batch_size * pool_batches
         batches: list[list[int]] = []
-        for start in range(0, len(order), self.pool):
-            pool = order[start:start + self.pool]
-            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
-            batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
-        return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        for start in range(0, len(order), pool_size):
+            pool = order[start:start + pool_size]
+            pool = pool[torch.argsort(lengths[pool], stable=True)]
+            batches += [pool[i:i + batch_size].tolist() for i in range(0, len(pool), batch_size)]
+        self.batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
 
     def __iter__(self):
-        return iter(self._batches())
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        n = len(self.lengths)
-        full, rest = divmod(n, self.pool)
-        return full * -(-self.pool // self.batch_size) + -(-rest // self.batch_size)
+        return len(self.batches)
 
 
 def eval_loader(dataset: FeatureDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
