@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from bench.train import N_CLASSES, SHAPES, timed
+from bench.train import N_CLASSES, SHAPES, optimiser_step, timed
 from mmer.config import config_from_dict
 from mmer.losses import build_loss
 from mmer.models.build import build_model
@@ -48,13 +48,7 @@ def measure(args: argparse.Namespace) -> dict:
     labels = torch.tensor(local, device=device) % N_CLASSES
 
     def step() -> None:
-        with autocast(device):
-            out = model(batch)
-        loss = loss_fn(out, {"label": labels})["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        opt.step()
+        optimiser_step(model, loss_fn, opt, batch, labels, cfg.train.grad_clip, autocast(device))
 
     med = statistics.median(timed(step, device, args.steps, args.warmup))
     distributed.shutdown()

@@ -43,6 +43,19 @@ def timed(fn, device: torch.device, steps: int, warmup: int) -> list[float]:
     return times
 
 
+def optimiser_step(model, loss_fn, opt, batch: dict, labels: torch.Tensor, grad_clip: float,
+                   amp: contextlib.AbstractContextManager) -> None:
+    """One training step as the engine takes it: forward under `amp`, loss, backward,
+    gradient clipping, AdamW."""
+    with amp:
+        out = model(batch)
+    loss = loss_fn(out, {"label": labels})["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-size", type=int, default=32)
@@ -77,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def train_step() -> None:
         model.train()
-        with amp():
-            out = model(batch)
-        loss = loss_fn(out, {"label": labels})["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        opt.step()
+        optimiser_step(model, loss_fn, opt, batch, labels, cfg.train.grad_clip, amp())
 
     @torch.no_grad()
     def infer() -> None:
