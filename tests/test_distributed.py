@@ -26,10 +26,11 @@ from mmer.train.loop import train_fold
 from mmer.train.runs import load_checkpoint, read_metrics
 from tests.ddp_train import ddp_cfg, ddp_fold
 from tests.test_report import _fold_report
+from tests.test_train import assert_same_run
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL = ("val_accuracy", "val_uar", "val_macro_f1", "val_weighted_f1")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # conftest: one thread
 
 
 def torchrun(out: Path, samplers: str, *extra: str, pause: float = 0.0) -> subprocess.Popen:
@@ -55,14 +56,6 @@ def ddp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     finish(torchrun(out, "m_per_class,shuffle,triplet"))
     return out
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("sampler", ["m_per_class", "shuffle", "triplet"])
@@ -125,14 +118,7 @@ def test_kill_9_of_one_rank_then_a_rerun_resumes_to_the_same_weights(ddp_run, tm
     assert load_checkpoint(out / "m_per_class" / "last.pt")["epoch"] < 4
     log = finish(torchrun(out, "m_per_class"))  # the same command again
     assert "resuming" in log and "after epoch" in log
-    a = load_checkpoint(ddp_run / "m_per_class" / "last.pt")
-    b = load_checkpoint(out / "m_per_class" / "last.pt")
-    assert a["epoch"] == b["epoch"] == 4
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    drop = ("train_clips_per_s",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(metrics)] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(ddp_run / "m_per_class" / "metrics.jsonl")]
+    assert_same_run(ddp_run / "m_per_class", out / "m_per_class", epochs=4)
 
 
 def test_parts_of_a_batch_cover_it_once():

@@ -45,12 +45,7 @@ MEAD = ROOT.parent / "shared" / "data" / "mead-video"
 MILITARY_UNIFORM = 652  # ImageNet class of the classic Grace Hopper portrait
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 def _weights(name: str) -> Path:
@@ -82,7 +77,6 @@ def test_snippet_map_is_the_mean_of_its_frame_maps(tmp_path):
     assert torch.allclose(maps[0], each.mean(dim=0), atol=1e-6)
 
 
-
 def test_expression_std_feature_is_the_frames_mean_then_their_std(tmp_path):
     encoder, _ = build_frame_encoder("mini_xception", tmp_path, pretrained="none")
     snippets = torch.rand(2, 3, 4, 32, 32)  # (S, 3, L, H, W) in [0, 1]
@@ -103,6 +97,7 @@ def test_expression_std_feature_is_the_frames_mean_then_their_std(tmp_path):
         SnippetFrameEncoder(encoder, (0.0,) * 3, (1.0,) * 3, with_std=True)
     assert (feature_config_hash(config_from_dict({"backbone": {"video_feature": "expression_std"}}))
             != feature_config_hash(config_from_dict({"backbone": {"video_feature": "expression"}})))
+
 
 def test_random_builds_are_the_same_network(tmp_path):
     a, _ = build_frame_encoder("efficientnet_lite0", tmp_path, pretrained="none")

@@ -39,12 +39,7 @@ MEAD_CLIP = SHARED / "mead-video" / "M030_front_happy_level3_001.mp4"
 NO_FACE_CLIP = SHARED / "real-media" / "pyfeat_no_face.mp4"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 def _random_nets() -> tuple[PNet, RNet, ONet]:

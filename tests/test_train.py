@@ -26,13 +26,8 @@ from mmer.train.runs import (
 NAMES = ["neutral", "calm", "happy", "sad"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on two shared cores, tiny ops wait on each other's threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
+
 
 
 def entries(actors, per_class=3, seed=0):
@@ -96,16 +91,22 @@ def test_resume_reaches_the_same_weights_and_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train_one_epoch", real)
     resumed = train_fold(cfg, fold(cfg), tmp_path / "resumed")
 
-    a = load_checkpoint(tmp_path / "straight" / "last.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert a["epoch"] == b["epoch"] == 4
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
-    drop = ("train_clips_per_s",)
-    rows_a = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")]
-    rows_b = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl")]
-    assert rows_a == rows_b and [r["epoch"] for r in rows_a] == [1, 2, 3, 4]
+    rows = assert_same_run(tmp_path / "straight", tmp_path / "resumed", epochs=4)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert straight == resumed
+
+
+def assert_same_run(a, b, *, epochs: int) -> list[dict]:
+    """Fold folders `a` and `b` ended alike: last.pt after `epochs` epochs with equal
+    weights, and equal metrics.jsonl rows but for the throughput; returns those rows."""
+    last_a, last_b = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
+    assert last_a["epoch"] == last_b["epoch"] == epochs
+    for key, value in last_a["model"].items():
+        assert torch.equal(value, last_b["model"][key]), key
+    rows_a, rows_b = ([{k: v for k, v in r.items() if k != "train_clips_per_s"}
+                       for r in read_metrics(d / "metrics.jsonl")] for d in (a, b))
+    assert rows_a == rows_b
+    return rows_a
 
 
 def test_run_folder_checkpoints_and_best_by_validation_uar(tmp_path):
