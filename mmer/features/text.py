@@ -115,7 +115,7 @@ def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu
                                     show_progress_bar=len(batch) > 256)
 
         parts.append(cache.embed(texts, compute))
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    return torch.cat(parts, dim=1)
 
 
 def with_text(entries: Sequence[dict], cfg: Config, texts: Sequence[str] | None = None) -> list[dict]:
