@@ -2,6 +2,7 @@
 
     python -m bench.mead_probe [--data ../shared/data/mead-video] [--weights resnet]
                                [--crop haar|centre] [--margin 0.2] [--size 112] [--frames 16]
+                               [--speaker-norm]
 
 Each clip (3 actors x 8 emotions, 256 x 256 face video) becomes one mmer snippet of
 `--frames` frames spread evenly over the clip (:func:`mmer.features.video.video_snippets`:
@@ -13,7 +14,9 @@ vector is the mean and the standard deviation over its frames of
 - ``mobilenet_v2`` / ``efficientnet_lite0``: the pooled last map (1280).
 
 Printed: leave-one-actor-out accuracy of a standardised logistic regression on those
-vectors (train on 2 actors, test on the third), the mini-Xception zero-shot accuracy
+vectors (train on 2 actors, test on the third; with `--speaker-norm` each actor's vectors
+are first standardised with that actor's own clips, the transductive protocol of
+``model.speaker_norm``), the mini-Xception zero-shot accuracy
 (argmax of its mean softmax, FER classes renamed to MEAD's; MEAD's contempt has no FER
 class, so at most 21/24), and the CPU seconds per frame of each encoder (preprocessing +
 forward, one thread, model loading and decoding excluded). 3 actors are a sanity check,
@@ -35,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mmer.config import VideoConfig
 from mmer.features.video import HaarFaceDetector, video_snippets
+from mmer.inputs.speaker_norm import speaker_normalise
 from mmer.nets.frame_encoders import build_frame_encoder, prepare_frames, unnormalise_snippets
 from mmer.nets.mini_xception import FER_CLASSES
 
@@ -60,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--margin", type=float, default=0.2, help="Haar box margin (fraction of its side)")
     p.add_argument("--size", type=int, default=112, help="snippet side in pixels")
     p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each actor's clip vectors with that actor's clips (transductive)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -111,6 +117,13 @@ def clip_features(outs: list[dict]) -> np.ndarray:
     return np.stack([torch.cat([o["vectors"].mean(0), o["vectors"].std(0)]).numpy() for o in outs])
 
 
+def per_actor_standardised(x: np.ndarray, actors: np.ndarray) -> np.ndarray:
+    """`x` with each actor's rows standardised per column on that actor's rows alone."""
+    entries = [{"clip_id": str(i), "speaker": str(a), "x": torch.from_numpy(row)}
+               for i, (row, a) in enumerate(zip(x, actors, strict=True))]
+    return np.stack([e["x"].numpy() for e in speaker_normalise(entries, ["x"])])
+
+
 def leave_one_actor_out(x: np.ndarray, y: np.ndarray, actors: np.ndarray) -> dict[str, int]:
     """Correct predictions per held-out actor of a standardised logistic regression."""
     correct = {}
@@ -134,10 +147,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     clips, y, actors = load_clips(args)
     results: dict = {"crop": args.crop, "margin": args.margin, "size": args.size,
-                     "frames": args.frames, "clips": len(clips), "encoders": {}}
+                     "frames": args.frames, "speaker_norm": args.speaker_norm,
+                     "clips": len(clips), "encoders": {}}
     for name in ENCODERS:
         outs, per_frame = encode_all(name, args, clips)
-        folds = leave_one_actor_out(clip_features(outs), y, actors)
+        x = clip_features(outs)
+        if args.speaker_norm:
+            x = per_actor_standardised(x, actors)
+        folds = leave_one_actor_out(x, y, actors)
         entry = {"loao_correct": sum(folds.values()), "loao_folds": folds, "s_per_frame": per_frame}
         if name == "mini_xception":
             entry["zero_shot_correct"] = zero_shot(outs, y)

@@ -58,6 +58,27 @@ def test_a_speaker_s_result_does_not_depend_on_any_other_speaker():
             assert torch.equal(x["visual"], y["visual"])
 
 
+def test_cached_views_are_standardised_with_their_speaker_s_statistics():
+    """Video items (S, D) with K=2 views each: a view equal to its centred item comes out
+    equal to it, and a shifted view keeps its offset in the speaker's std units."""
+    rng = np.random.default_rng(2)
+    entries, scales = [], {"1": 2.0, "2": 0.25}
+    for speaker, shift in {"1": 3.0, "2": -1.0}.items():
+        scale = scales[speaker]
+        for i in range(5):
+            video = torch.tensor(rng.normal(shift, scale, (4, 6)), dtype=torch.float32)
+            entries.append({"clip_id": f"{speaker}-{i}", "speaker": speaker, "video": video,
+                            "video_views": torch.stack([video, video + scale])})
+    normed = speaker_normalise(entries, ["video"])
+    for e, n in zip(entries, normed, strict=True):
+        assert n["video_views"].shape == (2, 4, 6)
+        torch.testing.assert_close(n["video_views"][0], n["video"])
+        per_channel = torch.stack([x["video"] for x in entries if x["speaker"] == e["speaker"]])
+        std = per_channel.reshape(-1, 6).std(0, unbiased=False)
+        torch.testing.assert_close(n["video_views"][1] - n["video"], (scales[e["speaker"]] / std).expand(4, 6))
+    assert torch.equal(entries[0]["video_views"][0], entries[0]["video"])  # inputs left alone
+
+
 def test_a_constant_channel_becomes_zero_and_a_missing_speaker_is_named():
     entries = [{"clip_id": f"c{i}", "speaker": "7", "visual": torch.tensor([5.0, float(i)])}
                for i in range(4)]

@@ -214,7 +214,7 @@ class ModelConfig:
     # Width of the end-to-end audio ResNet-18 (64 is torchvision's).
     audio_width: int = 64
     # Standardise every input per speaker with that speaker's own clips (transductive:
-    # test speakers use their unlabelled test clips); see mmer/data/speaker_norm.py.
+    # test speakers use their unlabelled test clips); see mmer/inputs/speaker_norm.py.
     speaker_norm: bool = False
     # Deep ensemble: this many independently initialised copies of the model, trained
     # side by side on the same batches; evaluation averages their softmax probabilities

@@ -133,9 +133,6 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
     if cfg.model.speaker_norm and entries:  # each side's speakers are its own
         entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS])
-        if any("video_views" in e for e in entries):  # views would miss the normalisation
-            log.warning("model.speaker_norm: cached video views are not used (centred view only)")
-            entries = [{k: v for k, v in e.items() if k != "video_views"} for e in entries]
     return entries
 
 

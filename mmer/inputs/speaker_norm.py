@@ -44,7 +44,10 @@ def speaker_normalise(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]
 
     Statistics are taken over all of a speaker's clips and every position of each item
     except the channel axis (:func:`channel_dim`); a channel that is constant for a
-    speaker is only centred. Entries without a speaker raise ``ValueError``.
+    speaker is only centred. Cached training views of an input (``"<key>_views"``, K
+    items stacked) are standardised with the statistics of the speaker's own items, so
+    a view and its centred item stay comparable. Entries without a speaker raise
+    ``BadInput``.
     """
     groups: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
@@ -54,12 +57,15 @@ def speaker_normalise(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]
         groups[str(speaker)].append(i)
     out = [dict(e) for e in entries]
     for key in keys:
+        views = f"{key}_views"
         for members in groups.values():
             items = torch.stack([torch.as_tensor(entries[i][key]).float() for i in members])
             axis = channel_dim(key, items.shape[1:]) + 1
             mean, std = _stats(items, axis)
             for j, i in enumerate(members):
                 out[i][key] = (items[j] - mean[0]) / std[0]
+                if entries[i].get(views) is not None:  # (K, *item): same statistics
+                    out[i][views] = (torch.as_tensor(entries[i][views]).float() - mean) / std
     return out
 
 
