@@ -18,7 +18,6 @@ stacks the keys of :func:`mmer.config.keys.batch_keys` into tensors.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,8 +34,6 @@ from mmer.features.context import context_strings
 from mmer.features.text import with_dialogue_windows, with_text
 from mmer.features.tokenizer import Tokenizer
 from mmer.inputs.speaker_norm import speaker_normalise
-
-log = logging.getLogger(__name__)
 
 
 class MissingFeaturesError(BadInput):
