@@ -117,6 +117,26 @@ def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
     assert json.loads(mine.path("clip-b").read_text())["pid"] == os.getpid()
 
 
+def test_a_claim_is_written_whole_before_it_appears(tmp_path, monkeypatch):
+    """A claim file appears by a hard link of a complete draft, so an empty or unreadable
+    claim (an older writer killed mid-way) is stale at once, and no draft is left behind.
+    Without hard links the claim is created exclusively and written in place."""
+    mine = Claims(tmp_path)
+    mine.path("clip-a").write_text("")  # what a writer killed between create and write leaves
+    assert mine.acquire("clip-a")
+    assert json.loads(mine.path("clip-a").read_text())["key"] == "clip-a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.path("clip-a").name]
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    theirs = Claims(tmp_path, owner=os.getppid())
+    assert theirs.acquire("clip-b") and not mine.acquire("clip-b")
+    assert json.loads(theirs.path("clip-b").read_text())["pid"] == os.getppid()
+    assert len(list(tmp_path.iterdir())) == 2
+
+
 def test_skip_lists_merge_by_item_and_drop_what_is_done(tmp_path):
     path = tmp_path / "skipped.tsv"
     first, second = SkipList(), SkipList()

@@ -2,10 +2,11 @@
 
 - :func:`shard_items` splits the sorted clips by rank (``torchrun ... -m mmer.extract`` or
   ``--shard i/n``): clip k goes to rank k mod n, so no clip is done twice.
-- :class:`Claims`: independent processes on one cache claim a clip before decoding it,
-  with a claim file created by ``O_CREAT | O_EXCL`` (atomic: exactly one creator wins).
-  A claim whose owner process is dead (same host) or older than the timeout is stale and
-  is taken over.
+- :class:`Claims`: independent processes on one cache claim a clip before decoding it.
+  A claim file is written whole under a private name, then hard-linked to its claim name
+  (``link`` fails when the name exists: exactly one creator wins, and a claim is never seen
+  half-written, even when its writer is killed mid-way). A claim whose owner process is
+  dead (same host) or older than the timeout is stale and is taken over.
 - :func:`merge_skip_file`: the cache's skip list of a data root (``skipped-<root hash>.tsv``) is the union by item of what every
   process skipped, less clips that now have an entry.
 - :func:`record_summary`: every process adds its counts and clip lists to the cache's
@@ -100,16 +101,32 @@ class Claims:
             self.path(key).unlink()
 
     def _create(self, key: str) -> bool:
+        path = self.path(key)
+        draft = path.with_suffix(f".new.{os.getpid()}")
+        draft.write_text(json.dumps({"pid": self.owner, "host": self.host, "time": time.time(),
+                                     "key": key}), encoding="utf-8")
         try:
-            fd = os.open(self.path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(draft, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"pid": self.owner, "host": self.host, "time": time.time(), "key": key}, fh)
+        except OSError:  # a file system without hard links: exclusive create, then write
+            return self._create_in_place(path, draft.read_text(encoding="utf-8"))
+        finally:
+            draft.unlink()
+        return True
+
+    @staticmethod
+    def _create_in_place(path: Path, text: str) -> bool:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         return True
 
     def stale(self, info: dict[str, Any] | None) -> bool:
-        """A claim (its contents; None if unreadable or half-written) nobody works on."""
+        """A claim (its contents; None if unreadable) nobody works on."""
         if info is None:
             return True
         if time.time() - float(info.get("time", 0)) > self.timeout_s:
@@ -122,10 +139,10 @@ class Claims:
     def _reclaim(self, key: str) -> bool:
         """Move a stale claim aside (rename: one process wins); True when one was removed."""
         path = self.path(key)
-        info = _read_claim(path)
-        if info is None and path.exists() and time.time() - path.stat().st_mtime < 5:
-            return False  # being written right now
-        if not path.exists() or not self.stale(info):
+        if not path.exists():
+            return True  # released meanwhile: try creating again
+        info = _read_claim(path)  # None: unreadable (claims are never half-written)
+        if not self.stale(info):
             return False
         aside = path.with_suffix(f".stale.{os.getpid()}")
         try:
