@@ -287,3 +287,24 @@ def test_shuffled_labels_permute_training_and_validation_only(flat_set, tmp_path
         assert sorted(mixed[part].labels.tolist()) == sorted(plain[part].labels.tolist())
         assert not torch.equal(mixed[part].labels, plain[part].labels)
     assert torch.equal(mixed["test"].labels, plain["test"].labels)
+
+
+def test_speaker_normalised_training_keeps_views_in_the_actor_s_units(flat_set, tmp_path, one_thread):
+    cfg = _tiny_cfg(flat_set, tmp_path, "model.speaker_norm=true")
+    assert extract(cfg, progress=False).done == 24
+    train = fold_data(cfg, 0).parts["train"]
+    raw = {r.clip_id: FeatureCache.for_config(cfg).get(r) for r in get_adapter(cfg).records(cfg)[0]}
+    assert train.views is not None and train.views.shape[1:3] == (2, 2)   # (N, K, S, C, h, w)
+    for speaker in set(train.speakers):
+        rows = [i for i, s in enumerate(train.speakers) if s == speaker]
+        centred = train.inputs["video"][rows]                              # (n, S, C, 1, 1)
+        torch.testing.assert_close(centred.mean(dim=(0, 1)), torch.zeros_like(centred[0, 0]),
+                                   atol=1e-4, rtol=0)
+        # A view minus its centred item is the cached difference over the actor's std.
+        cached = torch.stack([raw[train.clip_ids[i]]["video"].float() for i in rows])
+        std = cached.std(dim=(0, 1), unbiased=False, keepdim=True)
+        std = torch.where(std < 1e-4, torch.ones_like(std), std)       # constant: only centred
+        i = rows[0]
+        diff = raw[train.clip_ids[i]]["video_views"].float() - raw[train.clip_ids[i]]["video"].float()
+        torch.testing.assert_close(train.views[i] - train.inputs["video"][i], diff / std[0],
+                                   atol=1e-3, rtol=1e-3)
