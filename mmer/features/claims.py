@@ -102,15 +102,15 @@ class Claims:
 
     def _create(self, key: str) -> bool:
         path = self.path(key)
+        text = json.dumps({"pid": self.owner, "host": self.host, "time": time.time(), "key": key})
         draft = path.with_suffix(f".new.{os.getpid()}")
-        draft.write_text(json.dumps({"pid": self.owner, "host": self.host, "time": time.time(),
-                                     "key": key}), encoding="utf-8")
+        draft.write_text(text, encoding="utf-8")
         try:
             os.link(draft, path)
         except FileExistsError:
             return False
         except OSError:  # a file system without hard links: exclusive create, then write
-            return self._create_in_place(path, draft.read_text(encoding="utf-8"))
+            return self._create_in_place(path, text)
         finally:
             draft.unlink()
         return True
