@@ -184,7 +184,7 @@ def _settings(root: Path, base: Path, **extra) -> dict:
     raw = {
         "name": "corpus", "dataset": "ravdess", "ravdess": {"root": str(root)},
         "split": {"n_folds": 3, "n_val_actors": 1},
-        "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+        "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
         "audio": {"n_mels": 16, "n_segments": 2},
         "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(base / "weights")},
         "features": {"cache_dir": str(base / "cache"), "batch_size": 2, "num_workers": 0, "device": "cpu"},

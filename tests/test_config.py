@@ -43,10 +43,19 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
 
 
 @pytest.mark.parametrize("data, expected", [
+    ({"video": {"face_crop": False}}, "'video.face_crop' is replaced: use video.face_detector: none"),
+    ({"video": {"face_crop": True}}, "'video.face_crop' is replaced: use video.face_detector: none"),
+])
+def test_replaced_keys_name_their_replacement(data: dict, expected: str) -> None:
+    message = _error(data)
+    assert message.startswith(f"run.yaml: {expected}") and "\n" not in message
+
+
+@pytest.mark.parametrize("data, expected", [
     ({"train": {"epochs": "ten"}}, "train.epochs: expected int, got 'ten'"),
     ({"train": {"epochs": True}}, "train.epochs: expected int, got True"),
     ({"train": {"lr": "fast"}}, "train.lr: expected float, got 'fast'"),
-    ({"video": {"face_crop": 1}}, "video.face_crop: expected bool, got 1"),
+    ({"video": {"face_detector": 1}}, "video.face_detector: expected one of 'haar', 'mtcnn', 'none', got 1"),
     ({"name": 3}, "name: expected str, got 3"),
     ({"ravdess": "Actors"}, "ravdess: expected a mapping (section), got 'Actors'"),
     ({"eval": {"k": 5}}, "eval.k: expected list of int, got 5"),

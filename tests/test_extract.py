@@ -38,7 +38,7 @@ def dataset(clips, tmp_path):
 
 def _raw(dataset, tmp_path) -> dict:
     return {"ravdess": {"root": str(dataset / "Actors")},
-            "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+            "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
             "audio": {"n_mels": 16, "n_segments": 2},
             "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp_path)},
             "features": {"cache_dir": str(tmp_path / "cache"), "batch_size": 2,

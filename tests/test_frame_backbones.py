@@ -20,7 +20,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "resnet"
 def _cfg(root, tmp_path, encoder, *overrides):
     raw = {"name": f"rav_{encoder}", "dataset": "ravdess", "ravdess": {"root": str(root)},
            "split": {"n_folds": 3, "n_val_actors": 2},
-           "video": {"n_snippets": 2, "snippet_len": 2, "size": 32, "face_crop": False},
+           "video": {"n_snippets": 2, "snippet_len": 2, "size": 32, "face_detector": "none"},
            "audio": {"n_mels": 16, "n_segments": 2},
            "backbone": {"video": encoder, "audio": "resnet18", "pretrained": "optional",
                         "weights_dir": str(WEIGHTS)},

@@ -26,7 +26,6 @@ from mmer.features.pipeline import build_cropper, extract
 from mmer.features.sampling import snippet_indices
 from mmer.features.video import (
     HaarFaceDetector,
-    face_detector_name,
     jittered_indices,
     snippet_boxes,
     snippet_views,
@@ -159,9 +158,7 @@ def test_numeric_speakers_keep_numeric_order_and_a_mix_is_refused():
 # ------------------------------------------------------------------------------ face detector
 
 
-def test_face_detector_choice_and_face_crop_false_means_none():
-    assert face_detector_name(VideoConfig()) == "haar"
-    assert face_detector_name(VideoConfig(face_detector="mtcnn", face_crop=False)) == "none"
+def test_face_detector_choice_and_none_is_the_centre_square():
     frames = np.zeros((4, 40, 60, 3), np.uint8)
     boxes, misses = snippet_boxes(frames, snippet_indices(4, 2, 2), VideoConfig(face_detector="none"))
     assert boxes == [(10, 0, 40, 40)] * 2 and misses == 0

@@ -21,6 +21,12 @@ from mmer.config.schema import Config
 from mmer.errors import ConfigError
 from mmer.io import atomic_write_text
 
+# Keys of older configs and what replaced them: a config still giving one is refused
+# with this hint instead of the generic "unknown key".
+MOVED = {
+    "video.face_crop": "video.face_detector: none (no face crop), or leave it out (haar)",
+}
+
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
@@ -84,6 +90,8 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names and where in MOVED:
+            raise ConfigError(f"'{where}' is replaced: use {MOVED[where]}")
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
             hint = f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""

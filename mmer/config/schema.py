@@ -96,10 +96,8 @@ class VideoConfig:
     n_snippets: int = 6
     snippet_len: int = 16
     size: int = 112
-    face_crop: bool = True
     # Which detector finds the face box of each snippet: haar (OpenCV cascade), mtcnn
-    # (weights in backbone.weights_dir/mtcnn/) or none (centre square). face_crop: false
-    # overrides it (centre square), as before the detector could be chosen.
+    # (weights in backbone.weights_dir/mtcnn/) or none (no face crop: the centre square).
     face_detector: Literal["haar", "mtcnn", "none"] = "haar"
     # Face box padding, as a fraction of the box side.
     face_margin: float = 0.2

@@ -78,11 +78,13 @@ _AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audi
 
 
 def _video_fields(cfg: Config) -> dict[str, Any]:
-    """``cfg.video`` as hashed; ``face_detector`` only when not the former Haar default, so
-    caches made before the field existed keep their folder."""
+    """``cfg.video`` as hashed; ``face_detector`` as the former pair (face_crop,
+    face_detector unless haar), so caches made before the fold keep their folder."""
     fields = dataclasses.asdict(cfg.video)
-    if fields.get("face_detector") == "haar":
-        del fields["face_detector"]
+    detector = fields.pop("face_detector")
+    fields["face_crop"] = detector != "none"
+    if detector == "mtcnn":
+        fields["face_detector"] = detector
     return fields
 
 
