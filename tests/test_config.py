@@ -45,6 +45,11 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
 @pytest.mark.parametrize("data, expected", [
     ({"video": {"face_crop": False}}, "'video.face_crop' is replaced: use video.face_detector: none"),
     ({"video": {"face_crop": True}}, "'video.face_crop' is replaced: use video.face_detector: none"),
+    ({"ravdess": {"visual_table": "aus.csv"}}, "'ravdess.visual_table' is replaced: use visual.table"),
+    ({"ravdess": {"visual_key": "id"}}, "'ravdess.visual_key' is replaced: use visual.key"),
+    ({"ravdess": {"visual_columns": ["AU*"]}}, "'ravdess.visual_columns' is replaced: use visual.columns"),
+    ({"ravdess": {"visual_frames": "mean"}}, "'ravdess.visual_frames' is replaced: use visual.frames"),
+    ({"ravdess": {"visual_steps": 4}}, "'ravdess.visual_steps' is replaced: use visual.steps"),
 ])
 def test_replaced_keys_name_their_replacement(data: dict, expected: str) -> None:
     message = _error(data)

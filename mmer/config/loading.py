@@ -25,6 +25,11 @@ from mmer.io import atomic_write_text
 # with this hint instead of the generic "unknown key".
 MOVED = {
     "video.face_crop": "video.face_detector: none (no face crop), or leave it out (haar)",
+    "ravdess.visual_table": "visual.table",
+    "ravdess.visual_key": "visual.key",
+    "ravdess.visual_columns": "visual.columns",
+    "ravdess.visual_frames": "visual.frames",
+    "ravdess.visual_steps": "visual.steps",
 }
 
 
