@@ -95,10 +95,14 @@ def test_every_variant_is_trained_and_scored(ablated):
     assert names == ["audio", "visual", "fused_cross_attention", "fused_concat", "fused_late"]
     for v in result["variants"]:
         assert v["scores"]["folds"] == [0, 1]
-        for method in ("softmax head", "kNN k=3"):
-            for metric in ("accuracy", "UAR"):
+        reports = [json.loads((out / v["variant"] / f"fold_{k}" / "report.json").read_text())["results"]["test"]
+                   for k in (0, 1)]
+        for method, part in (("softmax head", lambda r: r["softmax"]), ("kNN k=3", lambda r: r["knn"]["3"])):
+            for metric, field in (("accuracy", "accuracy"), ("UAR", "uar")):
                 key = f"{method} / {metric}"
-                assert 0.0 <= v["scores"]["mean"][key] <= 1.0 and v["scores"]["std"][key] is not None
+                per_fold = [part(r)[field] for r in reports]   # the variant's own fold reports
+                assert v["scores"]["mean"][key] == pytest.approx(np.mean(per_fold))
+                assert v["scores"]["std"][key] == pytest.approx(np.std(per_fold, ddof=1))
     table = (out / "ablation.md").read_text()
     assert all(f"| {n} |" in table for n in names)
     assert "audio+visual | late" in table

@@ -221,7 +221,16 @@ def test_training_draws_one_view_per_epoch_deterministically_and_eval_reads_the_
         data.train().set_epoch(epoch)
         return [int(data[i]["video"][0, 0, 0, 0]) // 100 for i in range(4)]
 
-    assert [data.view_of(i) for i in range(4)] == [data.view_of(i) for i in range(4)]
+    def views(dataset):
+        by_epoch = []
+        for epoch in range(8):
+            dataset.set_epoch(epoch)
+            by_epoch.append([dataset.view_of(i) for i in range(4)])
+        return by_epoch
+
+    # the views are a function of (seed, epoch, clip) alone: a fresh dataset draws them again
+    assert views(data) == views(FeatureDataset(_view_entries(), ["video"], seed=3))
+    assert views(data) != views(FeatureDataset(_view_entries(), ["video"], seed=4))
     per_epoch = [seen(e) for e in range(8)]
     assert per_epoch[2] == seen(2)                       # same epoch, same views
     assert len({v for e in per_epoch for v in e}) == 4    # over epochs: centre and all 3 views
