@@ -1,5 +1,5 @@
-"""``python -m mmer.inspect`` (see :mod:`mmer.cli.inspect`)."""
-from mmer.cli.inspect import main
+"""``python -m mmer.survey`` (see :mod:`mmer.cli.survey`)."""
+from mmer.cli.survey import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

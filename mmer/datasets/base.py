@@ -78,7 +78,7 @@ class DatasetAdapter:
 
     def survey(self, cfg: Config, *, require_media: bool = True
                ) -> tuple[list[ClipRecord], SkipList, list[str]]:
-        """What ``python -m mmer.inspect`` reports: the records, the skips, and notes on
+        """What ``python -m mmer.survey`` reports: the records, the skips, and notes on
         parts of the corpus that could not be read (a corpus read as a whole has none)."""
         records, skips = self.records(cfg, require_media=require_media)
         return records, skips, []
