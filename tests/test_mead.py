@@ -170,7 +170,7 @@ def test_face_detector_choice_and_none_is_the_centre_square():
         config_from_dict({"video": {"face_detector": "dlib"}})
 
 
-def test_face_detector_changes_the_cache_folder_and_haar_keeps_the_old_one():
+def test_face_detector_and_train_views_change_the_cache_folder():
     base = Config()
     assert feature_config_hash(config_from_dict({"video": {"face_detector": "haar"}})) == feature_config_hash(base)
     assert feature_config_hash(config_from_dict({"video": {"face_detector": "mtcnn"}})) != feature_config_hash(base)

@@ -184,6 +184,7 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
     clean_orphans(cache.dir)
+    cache.remove_other_formats()
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
