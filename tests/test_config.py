@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmer.config import Config, ConfigError, config_from_dict, load_config, save_config
+from mmer.config import Config, ConfigError, config_from_dict, config_to_dict, load_config, save_config
+from mmer.config.loading import saved_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -213,3 +214,22 @@ def test_shipped_config_loads_every_value_it_states(path: Path, tmp_path: Path) 
         assert _at(cfg, key) == value, f"{path.name}: {'.'.join(key)}"
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+def test_a_checkpoint_config_of_the_older_schema_maps_to_the_current_keys() -> None:
+    """A checkpoint's saved config with video.face_crop and ravdess.visual_* reads as the
+    same run under video.face_detector and visual.*; a config file giving them is refused."""
+    old = config_to_dict(Config())
+    del old["visual"]
+    old["video"]["face_crop"] = False
+    old["ravdess"].update(visual_table="aus.csv", visual_key="clip", visual_columns=["AU*"],
+                          visual_frames="sequence", visual_steps=4)
+    cfg = config_from_dict(saved_config(old), source="checkpoint config")
+    assert cfg.video.face_detector == "none"
+    assert (cfg.visual.table, cfg.visual.key, cfg.visual.columns, cfg.visual.frames, cfg.visual.steps) == (
+        "aus.csv", "clip", ["AU*"], "sequence", 4)
+    old["video"]["face_crop"] = True
+    old["video"]["face_detector"] = "mtcnn"
+    assert config_from_dict(saved_config(old)).video.face_detector == "mtcnn"
+    with pytest.raises(ConfigError, match="' is replaced: use "):
+        config_from_dict(old)

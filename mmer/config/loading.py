@@ -181,6 +181,19 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     return config_from_dict(data, overrides, source=str(path))
 
 
+def saved_config(data: dict) -> dict:
+    """A resolved config saved by a checkpoint, with the :data:`MOVED` keys in their current
+    place: ``video.face_crop: false`` is ``video.face_detector: none`` (true keeps the
+    detector), ``ravdess.visual_<k>`` is ``visual.<k>``. A config file gets no such mapping."""
+    data = _deepcopy(data)
+    video, ravdess = data.get("video") or {}, data.get("ravdess") or {}
+    if video.pop("face_crop", True) is False:
+        video["face_detector"] = "none"
+    for key in [k for k in ravdess if k.startswith("visual_")]:
+        data.setdefault("visual", {})[key.removeprefix("visual_")] = ravdess.pop(key)
+    return data
+
+
 def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
