@@ -44,7 +44,7 @@ def bench_config(data: Path, cache: Path, args: argparse.Namespace) -> Config:
         "backbone": {"video": args.video, "audio": args.audio, "pretrained": "none"},
         "features": {"cache_dir": str(cache), "num_workers": args.workers,
                      "batch_size": args.batch_size, "device": args.device},
-        "video": {"face_crop": args.face_crop},
+        "video": {"face_detector": "haar" if args.face_crop else "none"},
     })
 
 

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load_clips(args: argparse.Namespace) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray]:
     """RGB frames (L, 3, size, size) in [0, 1] per clip, emotion labels, actor names (sorted)."""
     cfg = VideoConfig(n_snippets=1, snippet_len=args.frames, size=args.size,
-                      face_crop=args.crop == "haar", face_margin=args.margin)
+                      face_detector="haar" if args.crop == "haar" else "none", face_margin=args.margin)
     detector = HaarFaceDetector() if args.crop == "haar" else None
     paths = sorted(args.data.glob("*_front_*_level*_*.mp4"))
     if len(paths) != 24:

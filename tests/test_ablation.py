@@ -56,7 +56,7 @@ def tiny_args(root: Path, audio: Path, table: Path, *extra: str) -> list[str]:
     """--config and --set arguments of a tiny run over `audio` + `table` under `root`;
     `extra` overrides come last, so they win."""
     overrides = [
-        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
+        f"ravdess.root={audio}", f"visual.table={table}", "ravdess.actors=null",
         "split.n_folds=2", "split.n_val_actors=1", "audio.n_mels=16", "audio.n_segments=2",
         "audio.trim_db=null", "audio.clip_seconds=0.5", f"features.cache_dir={root / 'cache'}",
         "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "model.audio_width=4",
@@ -95,10 +95,14 @@ def test_every_variant_is_trained_and_scored(ablated):
     assert names == ["audio", "visual", "fused_cross_attention", "fused_concat", "fused_late"]
     for v in result["variants"]:
         assert v["scores"]["folds"] == [0, 1]
-        for method in ("softmax head", "kNN k=3"):
-            for metric in ("accuracy", "UAR"):
+        reports = [json.loads((out / v["variant"] / f"fold_{k}" / "report.json").read_text())["results"]["test"]
+                   for k in (0, 1)]
+        for method, part in (("softmax head", lambda r: r["softmax"]), ("kNN k=3", lambda r: r["knn"]["3"])):
+            for metric, field in (("accuracy", "accuracy"), ("UAR", "uar")):
                 key = f"{method} / {metric}"
-                assert 0.0 <= v["scores"]["mean"][key] <= 1.0 and v["scores"]["std"][key] is not None
+                per_fold = [part(r)[field] for r in reports]   # the variant's own fold reports
+                assert v["scores"]["mean"][key] == pytest.approx(np.mean(per_fold))
+                assert v["scores"]["std"][key] == pytest.approx(np.std(per_fold, ddof=1))
     table = (out / "ablation.md").read_text()
     assert all(f"| {n} |" in table for n in names)
     assert "audio+visual | late" in table
@@ -153,7 +157,7 @@ def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
     other_audio, other_table = make_set(root / "other", range(5, 7), seed=1)
     run = root / "runs" / "ravdess_av_aus_ablation" / "fused_cross_attention"
     assert evaluate.main(["--run", str(run), "--data-root", str(other_audio), "--data-set",
-                          f"ravdess.visual_table={other_table}", "--extract", "--no-plots"]) == 0
+                          f"visual.table={other_table}", "--extract", "--no-plots"]) == 0
     reports = sorted(run.glob("fold_0/eval_*/report.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
@@ -162,14 +166,14 @@ def test_a_trained_run_scores_another_root_with_its_own_table(ablated):
 
 
 def test_another_root_without_its_table_is_one_line(ablated, caplog):
-    """Without --data-set ravdess.visual_table=..., the run's own table has no row for the
+    """Without --data-set visual.table=..., the run's own table has no row for the
     other actors: one line naming the table and the fix, not a warning per row."""
     root, _, table = ablated
     other_audio, _ = make_set(root / "other_no_table", range(5, 7), seed=1)
     run = root / "runs" / "ravdess_av_aus_ablation" / "fused_cross_attention"
     assert evaluate.main(["--run", str(run), "--data-root", str(other_audio), "--extract", "--no-plots"]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and str(table) in errors[0] and "--data-set ravdess.visual_table=" in errors[0]
+    assert len(errors) == 1 and str(table) in errors[0] and "--data-set visual.table=" in errors[0]
     assert sum(r.levelname == "WARNING" for r in caplog.records) < 20
 
 

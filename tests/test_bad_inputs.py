@@ -32,8 +32,8 @@ import yaml
 import evaluate as evaluate_cli
 import train as train_cli
 from mmer.cli.extract import main as extract_main
-from mmer.cli.inspect import main as inspect_main
 from mmer.cli.predict import main as predict_main
+from mmer.cli.survey import main as survey_main
 from mmer.config import config_from_dict, load_config
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import extract
@@ -184,7 +184,7 @@ def _settings(root: Path, base: Path, **extra) -> dict:
     raw = {
         "name": "corpus", "dataset": "ravdess", "ravdess": {"root": str(root)},
         "split": {"n_folds": 3, "n_val_actors": 1},
-        "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+        "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
         "audio": {"n_mels": 16, "n_segments": 2},
         "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(base / "weights")},
         "features": {"cache_dir": str(base / "cache"), "batch_size": 2, "num_workers": 0, "device": "cpu"},
@@ -474,13 +474,13 @@ def test_non_utf8_config_is_one_line(tmp_path, caplog, capsys):
     bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
     assert train_cli.main(["--config", str(bad)]) == 2
     _one_error(caplog, str(bad), "not UTF-8")
-    assert inspect_main(["--config", str(bad)]) == 2
+    assert survey_main(["--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not UTF-8" in err[0], err
 
 
-def test_inspect_root_with_non_utf8_byte(corpus, capsys):
-    assert inspect_main(["--config", str(corpus.config)]) == 0
+def test_survey_root_with_non_utf8_byte(corpus, capsys):
+    assert survey_main(["--config", str(corpus.config)]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "broken symbolic link" in captured.out
 
@@ -498,7 +498,7 @@ def test_bad_meld_csvs(tmp_path, capsys, csv, needle):
                  "not_utf8": f"{header}\n{row.replace('Hi!', 'Caf')}\n".encode() + b"\xe9\xff,\n"}[csv]
     (tmp_path / "train_sent_emo.csv").write_bytes(train_csv)
     (tmp_path / "dev_sent_emo.csv").write_text(f"{header}\n{row}\n", encoding="utf-8")
-    code = inspect_main(["--config", str(PROJECT / "configs" / "meld.yaml"), "--set",
+    code = survey_main(["--config", str(PROJECT / "configs" / "meld.yaml"), "--set",
                          f"meld.root={tmp_path}", "--text-only"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err

@@ -8,6 +8,7 @@ import torch
 
 from mmer.config import config_from_dict
 from mmer.datasets.records import ClipRecord
+from mmer.features import cache as cache_module
 from mmer.features.cache import CacheEntryError, FeatureCache, feature_config_hash
 
 
@@ -119,3 +120,26 @@ def test_bad_entries_and_records_raise_naming_the_file(tmp_path):
     assert not cache.has(text_only)
     with pytest.raises(CacheEntryError, match="no media file"):
         cache.put(text_only, _entry(text_only))
+
+
+def test_an_entry_of_another_format_is_never_read(tmp_path, monkeypatch, caplog):
+    """An entry written under entry format 1 is not at the current path (has() is False),
+    is refused by get() even when put there, and is removed with one notice."""
+    record = _record(tmp_path)
+    cache = FeatureCache.for_config(_cfg(tmp_path))
+    monkeypatch.setattr(cache_module, "ENTRY_FORMAT", 1)
+    old = cache.put(record, _entry(record))
+    assert torch.load(old, weights_only=True)["meta"]["format"] == 1
+    monkeypatch.undo()
+    assert old.name.endswith(".f1.pt") and not cache.has(record)
+    current = cache.path_for(record)
+    os.link(old, current)   # the old entry where a current one would be
+    with pytest.raises(CacheEntryError, match="cache entry of format 1, this mmer reads format 2"):
+        cache.get(record)
+    current.unlink()
+    with caplog.at_level("WARNING"):
+        assert cache.remove_other_formats() == 1
+    assert not old.exists()
+    notices = [r.getMessage() for r in caplog.records if "another entry format" in r.getMessage()]
+    assert len(notices) == 1 and "\n" not in notices[0] and str(cache.dir) in notices[0]
+    assert cache.remove_other_formats() == 0

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +14,18 @@ import pytest
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.cli.extract import main as extract_main
-from mmer.cli.inspect import main as inspect_main
+from mmer.cli.survey import main as survey_main
 from mmer.cli.train import main as train_main
 from mmer.datasets import ADAPTERS, get_adapter
 from mmer.errors import BadInput, ConfigError, TrainingStopped
 
-SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+# [project.scripts] of pyproject.toml (read by hand: tomllib needs Python 3.11).
+_SECTION = (ROOT / "pyproject.toml").read_text(encoding="utf-8").split("[project.scripts]\n", 1)[1].split("\n[", 1)[0]
+SCRIPTS = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', _SECTION, flags=re.M))
+COMMANDS = ("train", "extract", "evaluate", "predict", "survey", "weights", "synthetic", "demo",
+            "ablation", "faces")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +65,7 @@ def test_plain_errors_print_one_line(capsys) -> None:
     assert capsys.readouterr().err.strip().splitlines() == ["error: clip.mp4: no audio stream"]
 
 
-@pytest.mark.parametrize("main", [train_main, extract_main, inspect_main])
+@pytest.mark.parametrize("main", [train_main, extract_main, survey_main])
 def test_bad_set_yaml_is_one_line_naming_the_key(main, caplog, capsys) -> None:
     caplog.set_level(logging.ERROR)
     assert main(["--config", SMOKE, "--set", "train.lr=["]) == 2
@@ -87,6 +95,31 @@ def test_installed_package_runs_from_any_folder(tmp_path: Path) -> None:
         importlib.metadata.distribution("mmer")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("mmer is not pip-installed here (make install does pip install -e .)")
-    done = subprocess.run([sys.executable, "-m", "mmer.inspect", "--help"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "mmer.survey", "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--config" in done.stdout
+
+
+def test_every_command_has_an_entry_point_and_a_shim() -> None:
+    """mmer-<command> and ``python -m mmer.<command>`` (``python train.py``, ``python
+    evaluate.py``) run the same main."""
+    results = ("results",) if (ROOT / "mmer" / "cli" / "results.py").is_file() else ()
+    assert set(SCRIPTS) == {f"mmer-{c}" for c in (*COMMANDS, *results)}
+    for name, target in SCRIPTS.items():
+        command = name.removeprefix("mmer-")
+        shim = ROOT / f"{command}.py" if command in ("train", "evaluate") else ROOT / "mmer" / f"{command}.py"
+        module, func = target.split(":")
+        assert f"from {module} import {func}\n" in shim.read_text(encoding="utf-8"), shim
+    assert not (ROOT / "mmer" / "inspect.py").exists()   # it would shadow the standard library
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_entry_point_target_answers_help(name: str, capsys) -> None:
+    module, func = SCRIPTS[name].split(":")
+    main = getattr(importlib.import_module(module), func)
+    try:
+        code = main(["--help"])
+    except SystemExit as done:
+        code = done.code
+    assert code == 0
+    assert "usage:" in capsys.readouterr().out

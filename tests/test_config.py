@@ -5,8 +5,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mmer.config import Config, ConfigError, config_from_dict, load_config, save_config
+from mmer.config import Config, ConfigError, config_from_dict, config_to_dict, load_config, save_config
+from mmer.config.loading import saved_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -42,10 +44,24 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
 
 
 @pytest.mark.parametrize("data, expected", [
+    ({"video": {"face_crop": False}}, "'video.face_crop' is replaced: use video.face_detector: none"),
+    ({"video": {"face_crop": True}}, "'video.face_crop' is replaced: use video.face_detector: none"),
+    ({"ravdess": {"visual_table": "aus.csv"}}, "'ravdess.visual_table' is replaced: use visual.table"),
+    ({"ravdess": {"visual_key": "id"}}, "'ravdess.visual_key' is replaced: use visual.key"),
+    ({"ravdess": {"visual_columns": ["AU*"]}}, "'ravdess.visual_columns' is replaced: use visual.columns"),
+    ({"ravdess": {"visual_frames": "mean"}}, "'ravdess.visual_frames' is replaced: use visual.frames"),
+    ({"ravdess": {"visual_steps": 4}}, "'ravdess.visual_steps' is replaced: use visual.steps"),
+])
+def test_replaced_keys_name_their_replacement(data: dict, expected: str) -> None:
+    message = _error(data)
+    assert message.startswith(f"run.yaml: {expected}") and "\n" not in message
+
+
+@pytest.mark.parametrize("data, expected", [
     ({"train": {"epochs": "ten"}}, "train.epochs: expected int, got 'ten'"),
     ({"train": {"epochs": True}}, "train.epochs: expected int, got True"),
     ({"train": {"lr": "fast"}}, "train.lr: expected float, got 'fast'"),
-    ({"video": {"face_crop": 1}}, "video.face_crop: expected bool, got 1"),
+    ({"video": {"face_detector": 1}}, "video.face_detector: expected one of 'haar', 'mtcnn', 'none', got 1"),
     ({"name": 3}, "name: expected str, got 3"),
     ({"ravdess": "Actors"}, "ravdess: expected a mapping (section), got 'Actors'"),
     ({"eval": {"k": 5}}, "eval.k: expected list of int, got 5"),
@@ -159,8 +175,61 @@ def test_shipped_configs_load(name: str) -> None:
     assert cfg.dataset == ("meld" if name == "meld" else "ravdess")
 
 
-def test_every_shipped_config_loads() -> None:
-    paths = sorted(CONFIGS.glob("*.yaml"))
-    assert len(paths) >= 3
-    for path in paths:
-        assert isinstance(load_config(path), Config)
+def _leaves(raw: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """(key path, value) of every leaf of a raw YAML mapping."""
+    out = []
+    for key, value in raw.items():
+        path = (*prefix, key)
+        out += _leaves(value, path) if isinstance(value, dict) else [(path, value)]
+    return out
+
+
+def _at(node: object, path: tuple[str, ...]) -> object:
+    for part in path:
+        node = getattr(node, part)
+    return node
+
+
+def _same(value: object, default: object) -> bool:
+    return type(value) is type(default) and value == default if isinstance(value, bool) else value == default
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_config_states_only_differences(path: Path) -> None:
+    """A config lists what differs from the schema defaults; ``dataset`` (the corpus the
+    file is for) is the one key it always names."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    restated = [".".join(key) for key, value in _leaves(raw)
+                if key != ("dataset",) and _same(value, _at(Config(), key))]
+    assert not restated, f"{path.name} restates schema defaults: {', '.join(restated)}"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_config_loads_every_value_it_states(path: Path, tmp_path: Path) -> None:
+    """Each value the file gives reaches the loaded config, and the resolved config saved
+    and loaded again is the same config."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cfg = load_config(path)
+    for key, value in _leaves(raw):
+        assert _at(cfg, key) == value, f"{path.name}: {'.'.join(key)}"
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+def test_a_checkpoint_config_of_the_older_schema_maps_to_the_current_keys() -> None:
+    """A checkpoint's saved config with video.face_crop and ravdess.visual_* reads as the
+    same run under video.face_detector and visual.*; a config file giving them is refused."""
+    old = config_to_dict(Config())
+    del old["visual"]
+    old["video"]["face_crop"] = False
+    old["ravdess"].update(visual_table="aus.csv", visual_key="clip", visual_columns=["AU*"],
+                          visual_frames="sequence", visual_steps=4)
+    cfg = config_from_dict(saved_config(old), source="checkpoint config")
+    assert cfg.video.face_detector == "none"
+    assert (cfg.visual.table, cfg.visual.key, cfg.visual.columns, cfg.visual.frames, cfg.visual.steps) == (
+        "aus.csv", "clip", ["AU*"], "sequence", 4)
+    old["video"]["face_crop"] = True
+    old["video"]["face_detector"] = "mtcnn"
+    assert config_from_dict(saved_config(old)).video.face_detector == "mtcnn"
+    with pytest.raises(ConfigError, match="' is replaced: use "):
+        config_from_dict(old)

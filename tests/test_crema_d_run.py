@@ -31,7 +31,7 @@ def crema_run(tmp_path_factory, one_thread):
     assert len(written) == 72 and all(p.suffix == ".flv" for p in written)
     overrides = [
         f"crema_d.root={root / 'CREMA-D'}", "split.n_folds=4", "split.n_val_actors=1",
-        "video.n_snippets=3", "video.snippet_len=4", "video.size=32", "video.face_crop=false",
+        "video.n_snippets=3", "video.snippet_len=4", "video.size=32", "video.face_detector=none",
         "audio.n_segments=3", "audio.n_mels=32", "backbone.video=r3d_18", "backbone.pretrained=none",
         f"features.cache_dir={root / 'cache'}", "features.device=cpu", "features.num_workers=0",
         "model.d_model=32", "model.n_heads=2", "model.embed_dim=16", "train.epochs=15",

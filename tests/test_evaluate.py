@@ -108,7 +108,7 @@ def tiny_run(synthetic_ravdess, tmp_path_factory) -> TinyRun:
     tmp = tmp_path_factory.mktemp("eval_run")
     raw = {"name": "tiny", "ravdess": {"root": str(synthetic_ravdess)},
            "split": {"n_folds": 3, "n_val_actors": 1},
-           "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+           "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
            "audio": {"n_mels": 16, "n_segments": 2},
            "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp)},
            "features": {"cache_dir": str(tmp / "cache"), "batch_size": 4, "num_workers": 0,

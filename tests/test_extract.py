@@ -9,6 +9,7 @@ import yaml
 
 from mmer.cli.extract import main
 from mmer.config import config_from_dict
+from mmer.features import cache as cache_module
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import collect_records, extract
 from mmer.io import SkipList
@@ -38,7 +39,7 @@ def dataset(clips, tmp_path):
 
 def _raw(dataset, tmp_path) -> dict:
     return {"ravdess": {"root": str(dataset / "Actors")},
-            "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False},
+            "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
             "audio": {"n_mels": 16, "n_segments": 2},
             "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp_path)},
             "features": {"cache_dir": str(tmp_path / "cache"), "batch_size": 2,
@@ -153,3 +154,22 @@ def test_meld_splits_of_varying_length_and_truncation(tmp_path):
                   if r.extra["end"] - r.extra["start"] > 0.7]
     assert long_clips and all(e["meta"]["truncated"] for e in long_clips)
     assert summary.truncated == sum(e["meta"]["truncated"] for e in entries) >= len(long_clips)
+
+
+def test_entries_of_an_older_format_are_extracted_again(dataset, tmp_path, monkeypatch, caplog):
+    """A cache written under entry format 1 is not read as current: one notice, every clip
+    extracted again, and the new entries carry the current format."""
+    cfg = _cfg(dataset, tmp_path)
+    monkeypatch.setattr(cache_module, "ENTRY_FORMAT", 1)
+    assert extract(cfg, progress=False).done == 4
+    old = _entries(cfg)
+    assert len(old) == 4 and all(p.name.endswith(".f1.pt") for p in old)
+    monkeypatch.undo()
+    with caplog.at_level("WARNING"):
+        summary = extract(cfg, progress=False)
+    assert (summary.done, summary.cached) == (4, 0)
+    notices = [r.getMessage() for r in caplog.records if "another entry format" in r.getMessage()]
+    assert len(notices) == 1 and "4 cache entries" in notices[0]
+    new = _entries(cfg)
+    assert len(new) == 4 and not any(p.exists() for p in old)
+    assert all(torch.load(p, weights_only=True)["meta"]["format"] == cache_module.ENTRY_FORMAT for p in new)

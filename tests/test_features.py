@@ -113,7 +113,7 @@ def _denormalise(x: np.ndarray, cfg: VideoConfig) -> np.ndarray:
 
 
 def test_snippet_shape_and_normalisation():
-    cfg = VideoConfig(n_snippets=3, snippet_len=4, size=16, face_crop=False)
+    cfg = VideoConfig(n_snippets=3, snippet_len=4, size=16, face_detector="none")
     frames = np.full((9, 48, 64, 3), 128, np.uint8)
     out, misses = video_snippets(frames, cfg)
     assert tuple(out.shape) == (3, 3, 4, 16, 16) and misses == 0
@@ -130,11 +130,11 @@ def test_no_face_found_falls_back_to_the_centre_crop_and_counts_misses():
     np.testing.assert_allclose(pixels[:, :2], 0, atol=1)
 
 
-def test_face_crop_off_never_calls_the_detector():
+def test_face_detector_none_never_calls_the_detector():
     def refuse(frame):
-        raise AssertionError("detector called with face_crop off")
+        raise AssertionError("detector called with face_detector: none")
 
-    _, misses = video_snippets(_banded_frames(), VideoConfig(face_crop=False, size=8), cropper=refuse)
+    _, misses = video_snippets(_banded_frames(), VideoConfig(face_detector="none", size=8), cropper=refuse)
     assert misses == 0
 
 

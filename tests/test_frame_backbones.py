@@ -12,6 +12,7 @@ from mmer.datasets import get_adapter
 from mmer.features.backbones import Backbones
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import extract
+from mmer.train.data import fold_data
 from mmer.train.loop import run_fold
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "resnet"
@@ -20,7 +21,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "resnet"
 def _cfg(root, tmp_path, encoder, *overrides):
     raw = {"name": f"rav_{encoder}", "dataset": "ravdess", "ravdess": {"root": str(root)},
            "split": {"n_folds": 3, "n_val_actors": 2},
-           "video": {"n_snippets": 2, "snippet_len": 2, "size": 32, "face_crop": False},
+           "video": {"n_snippets": 2, "snippet_len": 2, "size": 32, "face_detector": "none"},
            "audio": {"n_mels": 16, "n_segments": 2},
            "backbone": {"video": encoder, "audio": "resnet18", "pretrained": "optional",
                         "weights_dir": str(WEIGHTS)},
@@ -59,4 +60,8 @@ def test_ravdess_av_trains_on_mobilenet_features(synthetic_ravdess, tmp_path, on
                "split.n_folds=3", "split.n_val_actors=1")
     assert extract(cfg, progress=False).skipped == 0
     result = run_fold(cfg, 0, tmp_path / "runs" / "fold_0")
-    assert 0.0 <= result["test_accuracy"] <= 1.0
+    best = torch.load(tmp_path / "runs" / "fold_0" / "best.pt", weights_only=True)
+    assert best["input_shapes"]["video"] == [2, 1280, 1, 1]   # MobileNetV2's snippet maps
+    n_test = len(fold_data(cfg, 0).parts["test"])
+    correct = result["test_accuracy"] * n_test   # an accuracy over the test actor's clips
+    assert n_test > 0 and abs(correct - round(correct)) < 1e-6

@@ -26,7 +26,6 @@ from mmer.features.pipeline import build_cropper, extract
 from mmer.features.sampling import snippet_indices
 from mmer.features.video import (
     HaarFaceDetector,
-    face_detector_name,
     jittered_indices,
     snippet_boxes,
     snippet_views,
@@ -159,9 +158,7 @@ def test_numeric_speakers_keep_numeric_order_and_a_mix_is_refused():
 # ------------------------------------------------------------------------------ face detector
 
 
-def test_face_detector_choice_and_face_crop_false_means_none():
-    assert face_detector_name(VideoConfig()) == "haar"
-    assert face_detector_name(VideoConfig(face_detector="mtcnn", face_crop=False)) == "none"
+def test_face_detector_choice_and_none_is_the_centre_square():
     frames = np.zeros((4, 40, 60, 3), np.uint8)
     boxes, misses = snippet_boxes(frames, snippet_indices(4, 2, 2), VideoConfig(face_detector="none"))
     assert boxes == [(10, 0, 40, 40)] * 2 and misses == 0
@@ -173,7 +170,7 @@ def test_face_detector_choice_and_face_crop_false_means_none():
         config_from_dict({"video": {"face_detector": "dlib"}})
 
 
-def test_face_detector_changes_the_cache_folder_and_haar_keeps_the_old_one():
+def test_face_detector_and_train_views_change_the_cache_folder():
     base = Config()
     assert feature_config_hash(config_from_dict({"video": {"face_detector": "haar"}})) == feature_config_hash(base)
     assert feature_config_hash(config_from_dict({"video": {"face_detector": "mtcnn"}})) != feature_config_hash(base)
@@ -224,7 +221,16 @@ def test_training_draws_one_view_per_epoch_deterministically_and_eval_reads_the_
         data.train().set_epoch(epoch)
         return [int(data[i]["video"][0, 0, 0, 0]) // 100 for i in range(4)]
 
-    assert [data.view_of(i) for i in range(4)] == [data.view_of(i) for i in range(4)]
+    def views(dataset):
+        by_epoch = []
+        for epoch in range(8):
+            dataset.set_epoch(epoch)
+            by_epoch.append([dataset.view_of(i) for i in range(4)])
+        return by_epoch
+
+    # the views are a function of (seed, epoch, clip) alone: a fresh dataset draws them again
+    assert views(data) == views(FeatureDataset(_view_entries(), ["video"], seed=3))
+    assert views(data) != views(FeatureDataset(_view_entries(), ["video"], seed=4))
     per_epoch = [seen(e) for e in range(8)]
     assert per_epoch[2] == seen(2)                       # same epoch, same views
     assert len({v for e in per_epoch for v in e}) == 4    # over epochs: centre and all 3 views

@@ -35,7 +35,7 @@ def meld_av(synthetic_meld: Path, tmp_path_factory, one_thread) -> tuple[Path, l
     root = tmp_path_factory.mktemp("meld_run")
     args = ["--config", "configs/meld.yaml", *_sets(**{
         "meld.root": synthetic_meld, "meld.max_seconds": MAX_SECONDS, "video.n_snippets": 2,
-        "video.snippet_len": 4, "video.size": 32, "video.face_crop": False, "audio.n_mels": 32,
+        "video.snippet_len": 4, "video.size": 32, "video.face_detector": "none", "audio.n_mels": 32,
         "audio.n_segments": 2, "backbone.video": "r3d_18", "backbone.pretrained": "none",
         "features.cache_dir": root / "cache", "features.num_workers": 0, "features.device": "cpu",
         "model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "train.epochs": 2,

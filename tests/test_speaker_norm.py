@@ -114,7 +114,7 @@ def spk_run(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("speaker_norm")
     audio, table = make_set(root / "data", range(1, 5), seed=0)
     overrides = [
-        f"ravdess.root={audio}", f"ravdess.visual_table={table}", "ravdess.actors=null",
+        f"ravdess.root={audio}", f"visual.table={table}", "ravdess.actors=null",
         "split.n_folds=2", "split.n_val_actors=1", f"features.cache_dir={root / 'cache'}",
         "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "model.speaker_norm=true",
         "train.epochs=2", "train.batch_size=8", "train.m_per_class=2", "train.warmup_epochs=0",
@@ -141,7 +141,7 @@ def test_egemaps_and_aus_train_with_speaker_norm_and_score_another_root(spk_run)
             np.testing.assert_allclose(x.mean(0), 0.0, atol=1e-4)
     other_audio, other_table = make_set(root / "other", range(5, 7), seed=1)
     assert evaluate.main(["--run", str(run / "fused_concat"), "--data-root", str(other_audio),
-                          "--data-set", f"ravdess.visual_table={other_table}", "--extract",
+                          "--data-set", f"visual.table={other_table}", "--extract",
                           "--no-plots"]) == 0
     report = json.loads(next((run / "fused_concat").glob("fold_0/eval_*/report.json")).read_text())
     assert report["n_clips"]["test"] == 2 * 8

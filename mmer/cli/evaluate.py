@@ -1,7 +1,7 @@
 """``python evaluate.py``: FAISS kNN and softmax-head evaluation of trained folds, with plots.
 
     python evaluate.py --run runs/NAME [--which best|last] [--data-root OTHER_ROOT]
-                       [--data-set ravdess.visual_table=FILE ...] [--extract] [--no-plots]
+                       [--data-set visual.table=FILE ...] [--extract] [--no-plots]
     python evaluate.py --checkpoint runs/NAME/fold_0/best.pt [...]
 
 The model is rebuilt from the config stored in each checkpoint. Writes ``report.json``,
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score every clip under this root (same layout) instead of the test fold")
     parser.add_argument("--data-set", dest="data_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="change a ravdess/meld/features setting for the "
-                        "evaluation data, e.g. --data-set ravdess.visual_table=other_aus.csv")
+                        "evaluation data, e.g. --data-set visual.table=other_aus.csv")
     parser.add_argument("--extract", action="store_true",
                         help="extract missing features of the evaluation data first")
     parser.add_argument("--no-plots", action="store_true", help="skip the t-SNE and confusion PNGs")

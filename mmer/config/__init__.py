@@ -18,12 +18,13 @@ from mmer.config.schema import (
     TextConfig,
     TrainConfig,
     VideoConfig,
+    VisualConfig,
 )
 from mmer.errors import ConfigError
 
 __all__ = [
     "MODALITIES", "AudioConfig", "AugmentConfig", "BackboneConfig", "Config", "ConfigError",
     "CremaDConfig", "EvalConfig", "FeatureConfig", "LossConfig", "MeadConfig", "MeldConfig", "ModelConfig",
-    "RavdessConfig", "SplitConfig", "TextConfig", "TrainConfig", "VideoConfig", "config_from_dict",
+    "RavdessConfig", "SplitConfig", "TextConfig", "TrainConfig", "VideoConfig", "VisualConfig", "config_from_dict",
     "config_to_dict", "input_keys", "load_config", "save_config",
 ]

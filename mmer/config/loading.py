@@ -21,6 +21,17 @@ from mmer.config.schema import Config
 from mmer.errors import ConfigError
 from mmer.io import atomic_write_text
 
+# Keys of older configs and what replaced them: a config still giving one is refused
+# with this hint instead of the generic "unknown key".
+MOVED = {
+    "video.face_crop": "video.face_detector: none (no face crop), or leave it out (haar)",
+    "ravdess.visual_table": "visual.table",
+    "ravdess.visual_key": "visual.key",
+    "ravdess.visual_columns": "visual.columns",
+    "ravdess.visual_frames": "visual.frames",
+    "ravdess.visual_steps": "visual.steps",
+}
+
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
@@ -84,6 +95,8 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names and where in MOVED:
+            raise ConfigError(f"'{where}' is replaced: use {MOVED[where]}")
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
             hint = f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
@@ -166,6 +179,19 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return config_from_dict(data, overrides, source=str(path))
+
+
+def saved_config(data: dict) -> dict:
+    """A resolved config saved by a checkpoint, with the :data:`MOVED` keys in their current
+    place: ``video.face_crop: false`` is ``video.face_detector: none`` (true keeps the
+    detector), ``ravdess.visual_<k>`` is ``visual.<k>``. A config file gets no such mapping."""
+    data = _deepcopy(data)
+    video, ravdess = data.get("video") or {}, data.get("ravdess") or {}
+    if video.pop("face_crop", True) is False:
+        video["face_detector"] = "none"
+    for key in [k for k in ravdess if k.startswith("visual_")]:
+        data.setdefault("visual", {})[key.removeprefix("visual_")] = ravdess.pop(key)
+    return data
 
 
 def config_to_dict(cfg: Config) -> dict:

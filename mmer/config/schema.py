@@ -20,17 +20,6 @@ class RavdessConfig:
     vocal_channel: Literal["speech", "song"] = "speech"
     # Actors to use; None means every actor found on disk.
     actors: list[int] | None = None
-    # Precomputed per-clip visual features (e.g. OpenFace AUs), keyed by clip id and joined
-    # to the clips by trial (see mmer.datasets.visual_table); the model's "visual" input.
-    visual_table: str | None = None
-    # Column of the table holding the clip id.
-    visual_key: str = "name"
-    # Feature columns: names, or prefixes ending in "*" (e.g. ["AU*"]); None: all but the key.
-    visual_columns: list[str] | None = None
-    # Several rows per clip (frames): "mean" averages them to one vector, "sequence" keeps
-    # visual_steps evenly spaced rows as a short (visual_steps, D) sequence.
-    visual_frames: Literal["mean", "sequence"] = "mean"
-    visual_steps: int = 8
 
 
 @dataclass
@@ -76,6 +65,26 @@ class MeadConfig:
 
 
 @dataclass
+class VisualConfig:
+    """A precomputed visual feature table (e.g. OpenFace AUs): the model's "visual" input.
+
+    Rows are joined to the clips of any corpus by the adapter's ``visual_join_key`` (the
+    clip id; RAVDESS: the trial, so an audio-video row joins the audio-only file), see
+    mmer.datasets.visual_table."""
+
+    # The CSV file; None: no table (a model reading "visual" then fails, naming this key).
+    table: str | None = None
+    # Column of the table holding the clip id.
+    key: str = "name"
+    # Feature columns: names, or prefixes ending in "*" (e.g. ["AU*"]); None: all but the key.
+    columns: list[str] | None = None
+    # Several rows per clip (frames): "mean" averages them to one vector, "sequence" keeps
+    # `steps` evenly spaced rows as a short (steps, D) sequence.
+    frames: Literal["mean", "sequence"] = "mean"
+    steps: int = 8
+
+
+@dataclass
 class SplitConfig:
     """Speaker-independent folds: consecutive actor groups, a pure function of this."""
 
@@ -96,10 +105,8 @@ class VideoConfig:
     n_snippets: int = 6
     snippet_len: int = 16
     size: int = 112
-    face_crop: bool = True
     # Which detector finds the face box of each snippet: haar (OpenCV cascade), mtcnn
-    # (weights in backbone.weights_dir/mtcnn/) or none (centre square). face_crop: false
-    # overrides it (centre square), as before the detector could be chosen.
+    # (weights in backbone.weights_dir/mtcnn/) or none (no face crop: the centre square).
     face_detector: Literal["haar", "mtcnn", "none"] = "haar"
     # Face box padding, as a fraction of the box side.
     face_margin: float = 0.2
@@ -355,6 +362,7 @@ class Config:
     meld: MeldConfig = field(default_factory=MeldConfig)
     crema_d: CremaDConfig = field(default_factory=CremaDConfig)
     mead: MeadConfig = field(default_factory=MeadConfig)
+    visual: VisualConfig = field(default_factory=VisualConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

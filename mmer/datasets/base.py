@@ -66,9 +66,10 @@ class DatasetAdapter:
         """Config overrides that point the corpus at another root (all its speakers)."""
         return [f"{self.name}.root={root}"]
 
-    def visual_section(self, cfg: Config) -> Any | None:
-        """The section holding a precomputed visual table's settings, if the corpus has one."""
-        return None
+    def visual_join_key(self, name: str) -> str:
+        """The key by which a visual-table row (its ``visual.key``, extension dropped) and a
+        clip id are matched: the name itself (RAVDESS: the trial)."""
+        return name
 
     # ---------------------------------------------------------------- records and splits
 
@@ -77,7 +78,7 @@ class DatasetAdapter:
 
     def survey(self, cfg: Config, *, require_media: bool = True
                ) -> tuple[list[ClipRecord], SkipList, list[str]]:
-        """What ``python -m mmer.inspect`` reports: the records, the skips, and notes on
+        """What ``python -m mmer.survey`` reports: the records, the skips, and notes on
         parts of the corpus that could not be read (a corpus read as a whole has none)."""
         records, skips = self.records(cfg, require_media=require_media)
         return records, skips, []

@@ -259,8 +259,9 @@ class RavdessAdapter(DatasetAdapter):
     def root_overrides(self, root: str) -> list[str]:
         return [f"ravdess.root={root}", "ravdess.actors=null"]
 
-    def visual_section(self, cfg: Config) -> RavdessConfig:
-        return cfg.ravdess
+    def visual_join_key(self, name: str) -> str:
+        """The trial id: the row of an audio-video clip joins the audio-only file of its trial."""
+        return parse_name(name).trial_id
 
     def records(self, cfg: Config, *, require_media: bool = True) -> tuple[list[ClipRecord], SkipList]:
         return scan_ravdess(cfg.ravdess)

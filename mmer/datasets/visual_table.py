@@ -1,18 +1,20 @@
 """A precomputed visual feature table (e.g. OpenFace Action Units) as the ``"visual"`` input.
 
-The table is a CSV file with a header, one row per clip or one row per frame, keyed by
-a RAVDESS clip id in column ``ravdess.visual_key`` (``01-01-06-01-02-01-12``, with or
-without an extension). Rows are matched to clips by **trial**, the six name parts after
-the modality digit, so the row of a full audio-video clip (``01-...``) joins the
-audio-only file of the same trial (``03-...``).
+The table (config section ``visual``) is a CSV file with a header, one row per clip or
+one row per frame, keyed by a clip id in column ``visual.key`` (with or without an
+extension). Rows and clips are matched by a join key, a function of the name that the
+corpus's adapter gives (``visual_join_key``): the clip id itself by default; for RAVDESS
+the **trial**, the six name parts after the modality digit, so the row of a full
+audio-video clip (``01-...``) joins the audio-only file of the same trial (``03-...``).
 
-- Columns: ``ravdess.visual_columns`` lists column names; an entry ending in ``*`` is
+- Columns: ``visual.columns`` lists column names; an entry ending in ``*`` is
   a prefix (``AU*``). None: every column but the key. Every selected value must be a
   finite number, else :class:`VisualTableError` names the file, row and column.
-- Several rows with the same key are frames of one clip: ``visual_frames: mean``
-  averages them into one (D,) vector; ``sequence`` keeps ``visual_steps`` evenly spaced
-  frames as (visual_steps, D) (a clip with fewer frames repeats its frames in order).
-- Two keys of the same trial (e.g. a ``01-`` and a ``02-`` row) are ambiguous: an error.
+- Several rows with the same key are frames of one clip: ``visual.frames: mean``
+  averages them into one (D,) vector; ``sequence`` keeps ``visual.steps`` evenly spaced
+  frames as (steps, D) (a clip with fewer frames repeats its frames in order).
+- Two row keys with the same join key (e.g. a RAVDESS ``01-`` and ``02-`` row of one
+  trial) are ambiguous: an error.
 
 :func:`visual_features` joins the table to clip records and lists, in a
 :class:`mmer.io.SkipList`, the clips without a row (they cannot be used) and the rows
@@ -25,7 +27,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmer.config import RavdessConfig
-from mmer.datasets.ravdess import MalformedName, parse_name
+from mmer.config import VisualConfig
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.io import SkipList
@@ -48,12 +49,19 @@ class VisualTableError(BadInput):
 
 @dataclass
 class VisualTable:
-    """Features per trial id: ``rows[trial]`` is (n_frames, D) float32; ``keys[trial]`` the row key."""
+    """Features per join key: ``rows[k]`` is (n_frames, D) float32; ``keys[k]`` the row key;
+    ``join`` the name -> join key function the rows were grouped by."""
 
     path: Path
     columns: list[str]
     rows: dict[str, np.ndarray]
     keys: dict[str, str]
+    join: Callable[[str], str]
+
+
+def same_name(name: str) -> str:
+    """The default join key: the clip id itself."""
+    return name
 
 
 def select_columns(header: Sequence[str], key: str, wanted: Sequence[str] | None, path: Path) -> list[str]:
@@ -67,7 +75,7 @@ def select_columns(header: Sequence[str], key: str, wanted: Sequence[str] | None
             hits = ([c for c in candidates if c.startswith(entry[:-1])] if entry.endswith("*")
                     else [c for c in candidates if c == entry])
             if not hits:
-                raise VisualTableError(f"{path}: no column matches {entry!r} of ravdess.visual_columns "
+                raise VisualTableError(f"{path}: no column matches {entry!r} of visual.columns "
                                        f"(columns: {', '.join(candidates)})")
             chosen += [c for c in hits if c not in chosen]
     if not chosen:
@@ -75,11 +83,12 @@ def select_columns(header: Sequence[str], key: str, wanted: Sequence[str] | None
     return chosen
 
 
-def _trial(key: str, path: Path, line: int) -> str:
+def _join_key(join: Callable[[str], str], key: str, path: Path, line: int) -> str:
     try:
-        return parse_name(key.strip()).trial_id
-    except MalformedName as err:
-        raise VisualTableError(f"{path}, line {line}: key is not a RAVDESS clip id ({err})") from None
+        return join(key.strip())
+    except BadInput as err:
+        raise VisualTableError(f"{path}, line {line}: key {key.strip()!r} is not a clip id of "
+                               f"this corpus ({err})") from None
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float:
@@ -93,9 +102,9 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
     return value
 
 
-def read_visual_table(path: str | Path, *, key: str = "name",
-                      columns: Sequence[str] | None = None) -> VisualTable:
-    """Read the CSV table at `path`; rows grouped by trial id (see the module docstring)."""
+def read_visual_table(path: str | Path, *, key: str = "name", columns: Sequence[str] | None = None,
+                      join: Callable[[str], str] = same_name) -> VisualTable:
+    """Read the CSV table at `path`; rows grouped by ``join(row key)`` (see the module docstring)."""
     path = Path(path)
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -105,7 +114,7 @@ def read_visual_table(path: str | Path, *, key: str = "name",
         reader = csv.reader(handle)
         header = [h.strip() for h in next(reader, [])]
         if key not in header:
-            raise VisualTableError(f"{path}: no key column {key!r} (ravdess.visual_key); "
+            raise VisualTableError(f"{path}: no key column {key!r} (visual.key); "
                                    f"header: {', '.join(header) or '(empty file)'}")
         chosen = select_columns(header, key, columns, path)
         index = {c: header.index(c) for c in [key, *chosen]}
@@ -119,7 +128,7 @@ def read_visual_table(path: str | Path, *, key: str = "name",
                                        f"{len(header)}")
             clip = row[index[key]].strip()
             stem = Path(clip).name.partition(".")[0]
-            trial = _trial(stem, path, line)
+            trial = _join_key(join, stem, path, line)
             if keys.setdefault(trial, stem) != stem:
                 raise VisualTableError(f"{path}, line {line}: {stem} and {keys[trial]} are the same "
                                        f"trial {trial}; keep one modality per table")
@@ -130,7 +139,7 @@ def read_visual_table(path: str | Path, *, key: str = "name",
     rows = {t: np.asarray(v, dtype=np.float32) for t, v in frames.items()}
     log.info("%s: %d trials, %d feature columns, %d rows", path, len(rows), len(chosen),
              sum(len(v) for v in rows.values()))
-    return VisualTable(path, chosen, rows, keys)
+    return VisualTable(path, chosen, rows, keys, join)
 
 
 def clip_vector(frames: np.ndarray, mode: str, steps: int) -> torch.Tensor:
@@ -139,13 +148,13 @@ def clip_vector(frames: np.ndarray, mode: str, steps: int) -> torch.Tensor:
         return torch.from_numpy(frames.mean(axis=0))
     if mode == "sequence":
         if steps < 1:
-            raise BadInput(f"ravdess.visual_steps must be positive, got {steps}")
+            raise BadInput(f"visual.steps must be positive, got {steps}")
         picks = np.floor((np.arange(steps) + 0.5) * len(frames) / steps).astype(int)
         return torch.from_numpy(np.ascontiguousarray(frames[picks]))
-    raise BadInput(f"unknown ravdess.visual_frames {mode!r}; valid: mean, sequence")
+    raise BadInput(f"unknown visual.frames {mode!r}; valid: mean, sequence")
 
 
-def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: RavdessConfig, *,
+def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: VisualConfig, *,
                list_unused: bool = True) -> tuple[dict[str, torch.Tensor], SkipList]:
     """({clip_id: visual tensor} for the clips with a row, listing of what did not match).
 
@@ -157,10 +166,10 @@ def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: RavdessCo
     listing = SkipList(log_each=False)  # one summary line below; the items go to skipped.tsv
     trials = set()
     for r in records:
-        trial = parse_name(r.clip_id).trial_id
+        trial = table.join(r.clip_id)
         trials.add(trial)
         if trial in table.rows:
-            found[r.clip_id] = clip_vector(table.rows[trial], cfg.visual_frames, cfg.visual_steps)
+            found[r.clip_id] = clip_vector(table.rows[trial], cfg.frames, cfg.steps)
         else:
             listing.add(r.clip_id, f"no row of trial {trial} in the visual table {table.path}")
     unused = sorted(t for t in table.rows if t not in trials) if list_unused else []
@@ -173,12 +182,13 @@ def join_table(records: Sequence[ClipRecord], table: VisualTable, cfg: RavdessCo
     return found, listing
 
 
-def visual_features(cfg: RavdessConfig, records: Sequence[ClipRecord], *, list_unused: bool = True
+def visual_features(cfg: VisualConfig, records: Sequence[ClipRecord], *,
+                    join: Callable[[str], str] = same_name, list_unused: bool = True
                     ) -> tuple[dict[str, torch.Tensor], SkipList]:
-    """Read ``cfg.visual_table`` and join it to `records` (see :func:`join_table`)."""
-    if not cfg.visual_table:
-        raise VisualTableError("model.modalities has 'visual' but ravdess.visual_table is not set")
-    table = read_visual_table(cfg.visual_table, key=cfg.visual_key, columns=cfg.visual_columns)
+    """Read ``cfg.table`` and join it to `records` by `join` (see :func:`join_table`)."""
+    if not cfg.table:
+        raise VisualTableError("model.modalities has 'visual' but visual.table is not set")
+    table = read_visual_table(cfg.table, key=cfg.key, columns=cfg.columns, join=join)
     return join_table(records, table, cfg, list_unused=list_unused)
 
 

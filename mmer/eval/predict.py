@@ -36,7 +36,7 @@ from mmer.eval.sets import (
 from mmer.features.backbones import Backbones
 from mmer.features.cache import make_entry
 from mmer.features.pipeline import ClipDataset
-from mmer.inputs.builder import finish_entries, visual_section
+from mmer.inputs.builder import finish_entries
 from mmer.train.runs import (
     checkpoint_tokenizer,
     load_checkpoint,
@@ -171,9 +171,8 @@ def _one_entry(cfg: Config, raw: dict[str, Any], record: ClipRecord, ckpt: dict[
     """The clip's model input entry by the input builder (text, visual table row, ...)."""
     entries = finish_entries(cfg, [raw], [record], "evaluation", tokenizer=checkpoint_tokenizer(ckpt))
     if not entries:
-        section = visual_section(cfg)
         raise ClipError(f"{record.path}: no row for this clip in the visual table "
-                        f"{section.visual_table} (the model reads it)")
+                        f"{cfg.visual.table} (the model reads it)")
     return entries[0]
 
 

@@ -60,8 +60,9 @@ class EmbeddedSet:
 
 
 def data_sections(dataset: str) -> tuple[str, ...]:
-    """Config sections an evaluation on other data may override: the corpus's and features."""
-    return (get_adapter(dataset).name, "features")
+    """Config sections an evaluation on other data may override: the corpus's, its visual
+    table and features."""
+    return (get_adapter(dataset).name, "visual", "features")
 
 
 def data_config(config: Mapping[str, Any], data_root: str | None = None,
@@ -132,8 +133,7 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     if other_records and not parts["test"] and "visual" in batch_keys(other_cfg):
         raise MissingFeaturesError(
             f"none of the {len(other_records)} evaluation clips has a row in the visual table "
-            f"{get_adapter(other_cfg).visual_section(other_cfg).visual_table}; give the other "
-            f"data's table: --data-set {get_adapter(other_cfg).name}.visual_table=FILE")
+            f"{other_cfg.visual.table}; give the other data's table: --data-set visual.table=FILE")
     # Inputs shaped unlike the training clips' (a long clip's log-mel segments) are listed.
     parts = same_shapes(parts, batch_keys(other_cfg), skips)
     if skipped is not None:

@@ -1,11 +1,15 @@
 """On-disk cache of backbone features: one ``torch.save`` file per clip.
 
-Layout: ``<root>/<config hash>/<clip id>.<key>.pt`` where the config hash covers every
-setting that changes the features (``video``, ``audio`` and ``backbone`` sections, the
-state of the weight files, MELD truncation and the entry format version) and the key
-hashes the clip's absolute path, size and mtime together with that config hash. So an
+Layout: ``<root>/<config hash>/<clip id>.<key>.f<ENTRY_FORMAT>.pt`` where the config hash
+covers every setting that changes the features (``video``, ``audio`` and ``backbone``
+sections, the state of the weight files, ``features.train_views``, MELD truncation) and the
+key hashes the clip's absolute path, size and mtime together with that config hash. So an
 edited clip, a changed feature setting or a weight file that appeared since the last
 run each miss the cache, and stale entries are never read.
+
+:data:`ENTRY_FORMAT` numbers the entry format (its keys and their meaning); it is in each
+entry's file name and ``meta["format"]``. An entry of another format is never read:
+extraction removes it with a one-line notice and extracts its clip again.
 
 Entries are written with :func:`mmer.io.atomic_save`: a run killed mid-write leaves no
 partial entry, and the next run redoes exactly the clips without one. The entry dict
@@ -34,8 +38,8 @@ from mmer.nets.pretrained import weight_file
 
 log = logging.getLogger(__name__)
 
-# Bump when the content or meaning of an entry changes: old caches then miss.
-ENTRY_FORMAT = 1
+# The entry format; bump it when the content or meaning of an entry changes.
+ENTRY_FORMAT = 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -62,54 +66,29 @@ def weights_state(cfg: Config) -> dict[str, str]:
     return state
 
 
-def _audio_fields(cfg: Config) -> dict[str, Any]:
-    """``cfg.audio`` as hashed; ``functionals`` only when set, so that caches made before
-    the field existed keep their folder."""
-    fields = dataclasses.asdict(cfg.audio)
-    if fields.get("functionals") == "none":
-        del fields["functionals"]
-    return fields
-
-
-# Backbone fields that only the pretrained audio encoders read: left out of the hash for the
-# resnet18 / no audio backbone (they change nothing there, and caches made before the fields
-# existed keep their folder).
+# Backbone fields that only the pretrained audio encoders read: they change nothing for
+# the resnet18 or no audio backbone, so they are left out of its hash.
 _AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size")
 
 
-def _video_fields(cfg: Config) -> dict[str, Any]:
-    """``cfg.video`` as hashed; ``face_detector`` only when not the former Haar default, so
-    caches made before the field existed keep their folder."""
-    fields = dataclasses.asdict(cfg.video)
-    if fields.get("face_detector") == "haar":
-        del fields["face_detector"]
-    return fields
-
-
 def _backbone_fields(cfg: Config) -> dict[str, Any]:
-    """``cfg.backbone`` as hashed; fields that change nothing for the chosen backbones are
-    left out (``video_feature`` when "map", :data:`_AUDIO_ENCODER_FIELDS` for the resnet18 or
-    no audio backbone), so caches made before those fields existed keep their folder."""
+    """``cfg.backbone`` as hashed: every field the chosen backbones read."""
     fields = dataclasses.asdict(cfg.backbone)
-    if fields.get("video_feature") == "map":
-        del fields["video_feature"]
     if cfg.backbone.audio in ("resnet18", "none"):
         for key in _AUDIO_ENCODER_FIELDS:
-            fields.pop(key, None)
+            del fields[key]
     return fields
 
 
 def feature_config_hash(cfg: Config) -> str:
     """16 hex digits over everything that changes the cached features of a clip."""
     relevant: dict[str, Any] = {
-        "format": ENTRY_FORMAT,
-        "video": _video_fields(cfg),
-        "audio": _audio_fields(cfg),
+        "video": dataclasses.asdict(cfg.video),
+        "audio": dataclasses.asdict(cfg.audio),
         "backbone": _backbone_fields(cfg),
         "weights": weights_state(cfg),
+        "train_views": cfg.features.train_views,  # entries hold that many extra views
     }
-    if cfg.features.train_views:  # entries then hold the extra views
-        relevant["train_views"] = cfg.features.train_views
     max_seconds = get_adapter(cfg).max_seconds(cfg)
     if max_seconds is not None:  # clips are cut there when decoded
         relevant[f"{cfg.dataset}_max_seconds"] = max_seconds
@@ -165,7 +144,7 @@ class FeatureCache:
         raw = f"{clip}\0{st.st_size}\0{st.st_mtime_ns}\0{self.config_hash}"
         key = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         stem = _UNSAFE.sub("_", record.clip_id).strip("_") or "clip"
-        return self.dir / f"{stem}.{key}.pt"
+        return self.dir / f"{stem}.{key}.f{ENTRY_FORMAT}.pt"
 
     def has(self, record: ClipRecord) -> bool:
         """Whether `record` has an entry that looks whole (see :func:`entry_looks_whole`)."""
@@ -186,12 +165,18 @@ class FeatureCache:
             raise CacheEntryError(f"{path}: unreadable cache entry ({type(err).__name__}: {err})") from err
         if not isinstance(entry, dict) or entry.get("clip_id") != record.clip_id:
             raise CacheEntryError(f"{path}: cache entry is not for clip {record.clip_id}")
+        found = entry.get("meta", {}).get("format")
+        if found != ENTRY_FORMAT:
+            raise CacheEntryError(f"{path}: cache entry of format {found}, this mmer reads format "
+                                  f"{ENTRY_FORMAT}; run python -m mmer.extract to extract it again")
         return entry
 
     def put(self, record: ClipRecord, entry: dict[str, Any]) -> Path:
-        """Write `entry` for `record` atomically; returns the entry's path."""
+        """Write `entry` for `record` atomically, stamped with :data:`ENTRY_FORMAT` in its
+        ``meta``; returns the entry's path."""
         path = self.path_for(record)
         compact = {k: compact_tensor(v) for k, v in entry.items()}
+        compact["meta"] = {**entry.get("meta", {}), "format": ENTRY_FORMAT}
         atomic_save(path, lambda tmp: torch.save(compact, tmp))
         return path
 
@@ -207,6 +192,17 @@ class FeatureCache:
             log.warning("%d of %d clips have no cache entry in %s (first: %s)",
                         len(missing), len(records), self.dir, missing[0].clip_id)
         return entries, missing
+
+    def remove_other_formats(self) -> int:
+        """Delete the entries of another entry format in this cache's folder (never read:
+        their clips are extracted again); logs one line when there were any. Returns their count."""
+        other = [p for p in self.dir.glob("*.pt") if not p.name.endswith(f".f{ENTRY_FORMAT}.pt")]
+        for path in other:
+            path.unlink(missing_ok=True)
+        if other:
+            log.warning("%s: %d cache entries of another entry format removed (this mmer reads "
+                        "format %d); their clips are extracted again", self.dir, len(other), ENTRY_FORMAT)
+        return len(other)
 
     def skip_file(self, data_root: str | Path) -> Path:
         """Where extraction lists the clips of `data_root` it could not use:

@@ -38,7 +38,7 @@ from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
 from mmer.features.mtcnn import make_detector
-from mmer.features.video import FaceDetector, face_detector_name, snippet_views
+from mmer.features.video import FaceDetector, snippet_views
 from mmer.features.whisper import whisper_window
 from mmer.io import SkipList, clean_orphans
 from mmer.media.decode import decode_clip
@@ -88,8 +88,8 @@ def wanted_streams(cfg: Config) -> tuple[bool, bool]:
 
 
 def build_cropper(cfg: Config) -> FaceDetector | None:
-    """The face detector of ``video.face_detector`` (None for "none" or ``face_crop: false``)."""
-    name = face_detector_name(cfg.video)
+    """The face detector of ``video.face_detector`` (None for "none")."""
+    name = cfg.video.face_detector
     return None if name == "none" else make_detector(name, weights_dir=cfg.backbone.weights_dir)
 
 
@@ -184,6 +184,7 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
     clean_orphans(cache.dir)
+    cache.remove_other_formats()
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")

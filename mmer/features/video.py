@@ -8,7 +8,7 @@ detection to S calls per clip. A snippet whose detection misses takes the last
 good box; snippets before the first good box take that first box; a clip with
 no face at all is centre-cropped. Misses are counted and returned, so the
 feature cache can record them. ``video.face_detector`` picks the detector (haar, mtcnn:
-:mod:`mmer.features.mtcnn`, none: centre square); ``video.face_crop: false`` means none.
+:mod:`mmer.features.mtcnn`, none: centre square, no detection).
 
 Training views (:func:`snippet_views`, ``features.train_views``): the same boxes crop
 other frames, a seeded random frame within each of the L slices of each snippet's span
@@ -90,22 +90,17 @@ def centre_box(height: int, width: int) -> Box:
     return (width - side) // 2, (height - side) // 2, side, side
 
 
-def face_detector_name(cfg: VideoConfig) -> str:
-    """The detector a config uses: ``video.face_detector``, or "none" with ``face_crop: false``."""
-    return cfg.face_detector if cfg.face_crop else "none"
-
-
 def snippet_boxes(frames: np.ndarray, indices: np.ndarray, cfg: VideoConfig,
                   cropper: FaceDetector | None = None) -> tuple[list[Box], int]:
     """One square crop box per snippet, and the number of snippets whose detection missed.
 
     frames: uint8 (T, H, W, 3); indices: (S, L) frame indices. With the detector "none"
-    (:func:`face_detector_name`) every box is the centre square and no detection runs.
+    (``face_detector``) every box is the centre square and no detection runs.
     `cropper` is the detector to call; None builds a Haar one (mtcnn must be passed in).
     """
     height, width = frames.shape[1:3]
     n_snippets = indices.shape[0]
-    name = face_detector_name(cfg)
+    name = cfg.face_detector
     if name == "none":
         return [centre_box(height, width)] * n_snippets, 0
     if cropper is None and name != "haar":

@@ -34,6 +34,7 @@ from mmer.features.context import context_strings
 from mmer.features.text import with_dialogue_windows, with_text
 from mmer.features.tokenizer import Tokenizer
 from mmer.inputs.speaker_norm import speaker_normalise
+from mmer.io import SkipList
 
 
 class MissingFeaturesError(BadInput):
@@ -76,25 +77,24 @@ def with_tokens(entries: Sequence[Mapping[str, Any]], tokenizer: Tokenizer,
             for e, i, m in zip(entries, ids, mask, strict=True)]
 
 
-def visual_section(cfg: Config) -> Any:
-    """The config section naming the corpus's visual table; refused for a corpus without one."""
-    section = get_adapter(cfg).visual_section(cfg)
-    if section is None:
-        raise BadInput(f"model.modalities has 'visual' but dataset {cfg.dataset} has no visual table")
-    return section
+def visual_features_of(cfg: Config, records: Sequence[ClipRecord], *, list_unused: bool = True
+                       ) -> tuple[dict[str, torch.Tensor], SkipList]:
+    """:func:`mmer.datasets.visual_table.visual_features` of ``cfg.visual``, joined by the
+    corpus adapter's ``visual_join_key``."""
+    return visual_features(cfg.visual, records, join=get_adapter(cfg).visual_join_key,
+                           list_unused=list_unused)
 
 
 def visual_rows(cfg: Config, records: Sequence[ClipRecord], what: str) -> dict[str, torch.Tensor]:
     """{clip id: visual-table row} of `records`. For clips of other data (`what` is
     ``"evaluation"``) rows of unknown clips are listed in the log; for a run's own clips
     a missing row is an error."""
-    section = visual_section(cfg)
     other = what == "evaluation"
-    rows, _ = visual_features(section, records, list_unused=other)
+    rows, _ = visual_features_of(cfg, records, list_unused=other)
     lacking = [r.clip_id for r in records if r.clip_id not in rows]
     if lacking and not other:
         raise MissingFeaturesError(f"{len(lacking)} {what} clips have no row in the visual table "
-                                   f"{section.visual_table} (first: {lacking[0]})")
+                                   f"{cfg.visual.table} (first: {lacking[0]})")
     return rows
 
 

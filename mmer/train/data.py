@@ -19,12 +19,11 @@ from mmer.config.keys import batch_keys, input_keys, needs_media, uses_tokens
 from mmer.datasets import get_adapter
 from mmer.datasets.base import PARTS
 from mmer.datasets.records import ClipRecord
-from mmer.datasets.visual_table import visual_features
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import collect_records
 from mmer.features.tokenizer import Tokenizer, make_tokenizer
-from mmer.inputs.builder import model_entries, visual_section
+from mmer.inputs.builder import model_entries, visual_features_of
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
 from mmer.seed import derive_seed, make_generator
@@ -62,7 +61,7 @@ def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     usable = _cached_records(cfg, records, skips) if needs_media(cfg) else records
     visual = None
     if "visual" in input_keys(cfg.model).values():  # clips without a row are listed, then left out
-        visual, listing = visual_features(visual_section(cfg), usable)
+        visual, listing = visual_features_of(cfg, usable)
         skips.extend(listing)
         usable = [r for r in usable if r.clip_id in visual]
     parts, split = adapter.split(cfg, usable, fold)

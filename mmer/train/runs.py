@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mmer.config import config_from_dict
+from mmer.config.loading import saved_config
 from mmer.errors import BadInput
 from mmer.features.tokenizer import Tokenizer, tokenizer_from_state
 from mmer.io import atomic_save, atomic_write_json, atomic_write_text
@@ -67,6 +68,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise BadInput(f"{path}: not a readable mmer checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise BadInput(f"{path}: not an mmer checkpoint of format {CHECKPOINT_FORMAT}")
+    ckpt["config"] = saved_config(ckpt["config"])
     return ckpt
 
 

@@ -1,6 +1,6 @@
-"""``python -m mmer.inspect``: look at a dataset before using it.
+"""``python -m mmer.survey``: look at a dataset before using it.
 
-    python -m mmer.inspect --config configs/smoke.yaml [--set ravdess.root=...]
+    python -m mmer.survey --config configs/smoke.yaml [--set ravdess.root=...]
         [--text-only] [--skipped skipped.tsv]
 
 Counts per speaker and per label of every task, the speakers and clip counts on each side
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmer.inspect", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmer.survey", description=__doc__.split("\n")[0])
     add_config_args(parser, example="ravdess.root=data/Actors")
     parser.add_argument("--text-only", action="store_true", help="do not look for media files (MELD)")
     parser.add_argument("--skipped", metavar="TSV", help="also write the skip list here")

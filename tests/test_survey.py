@@ -1,11 +1,11 @@
-"""The data inspection command: counts, folds and skips, on tiny trees of empty files."""
+"""The data survey command (python -m mmer.survey): counts, folds and skips, on tiny trees of empty files."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from mmer.cli.inspect import main
+from mmer.cli.survey import main
 from mmer.io import SkipList
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
