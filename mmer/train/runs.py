@@ -9,7 +9,7 @@ A checkpoint is a dict (format :data:`CHECKPOINT_FORMAT`)::
     {"format", "epoch" (epochs completed), "model", "optimizer", "scheduler",
      "best": {"epoch", "val_uar"}, "metrics" (that epoch's), "config" (resolved dict),
      "split": {"train", "val", "test"}, "label_names", "input_shapes", "extra_classes",
-     "git": {"sha", "dirty"}, "tokenizer": state of a trained text encoder's tokenizer or None}
+     "git": {"sha", "date", "dirty"}, "tokenizer": state of a trained text encoder's tokenizer or None}
 
 so :func:`model_from_checkpoint` rebuilds the model without the command line.
 """
