@@ -87,3 +87,20 @@ def test_table_of_a_trained_run_equals_its_fold_values(tiny_run, tmp_path):  # n
     head = subprocess.run(["git", "log", "-1", "--format=%H %cI"], capture_output=True, text=True,
                           cwd=Path(__file__).parent).stdout.split()
     assert row["commit"].startswith(head[0][:10]) and row["commit"].endswith(f"({head[1][:10]})")
+
+
+def test_a_corpus_scored_on_dev_gets_its_weighted_f1_columns(tmp_path):
+    config = {"dataset": "meld", "split": {}, "model": {}, "train": {"seed": 3}}
+    for fold, (emo, sent) in enumerate([(0.571, 0.682)]):
+        head = dict(METRIC, accuracy=0.6, macro_f1=0.38, weighted_f1=emo)
+        report = {"fold": fold, "config": config, "git": GIT,
+                  "results": {"val": {"softmax": head, "extra": {"sentiment": dict(METRIC, accuracy=0.7,
+                                                                                    weighted_f1=sent)}}}}
+        (tmp_path / "meld" / f"fold_{fold}").mkdir(parents=True)
+        (tmp_path / "meld" / f"fold_{fold}" / "report.json").write_text(json.dumps(report))
+    out = tmp_path / "meld.md"
+    assert main([str(tmp_path / "meld"), "--out", str(out)]) == 0
+    table = out.read_text()
+    row = dict(zip(_row(table, "run"), _row(table, "`meld`"), strict=True))
+    assert (row["part"], row["emotion wF1"], row["sentiment wF1"], row["macro-F1"]) == ("val", "57.1", "68.2", "38.0")
+    assert row["protocol"] == "fixed train/dev/test split, speaker norm off, refit off" and row["seed"] == "3"
