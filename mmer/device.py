@@ -12,7 +12,7 @@ from mmer.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # Torch intra-op threads when neither MMER_THREADS nor OMP_NUM_THREADS says otherwise.
-# Measured with bench/ on the 2-core shared machine (README, "Threads"): one thread was
+# Measured with bench/ on the 2-core shared machine (docs/scaling.md, "Threads"): one thread was
 # as fast or faster for the small models, and extraction's decode workers are the
 # parallelism there; more threads mostly wait on each other.
 DEFAULT_THREADS = 1

@@ -9,7 +9,7 @@ A checkpoint is a dict (format :data:`CHECKPOINT_FORMAT`)::
     {"format", "epoch" (epochs completed), "model", "optimizer", "scheduler",
      "best": {"epoch", "val_uar"}, "metrics" (that epoch's), "config" (resolved dict),
      "split": {"train", "val", "test"}, "label_names", "input_shapes", "extra_classes",
-     "git": {"sha", "dirty"}, "tokenizer": state of a trained text encoder's tokenizer or None}
+     "git": {"sha", "date", "dirty"}, "tokenizer": state of a trained text encoder's tokenizer or None}
 
 so :func:`model_from_checkpoint` rebuilds the model without the command line.
 """
@@ -39,15 +39,17 @@ CHECKPOINT_FORMAT = 1
 
 
 def git_info(repo: str | Path = ".") -> dict[str, Any]:
-    """{"sha": HEAD commit or None, "dirty": uncommitted changes to tracked files, or None}."""
+    """{"sha": HEAD commit, "date": its commit date (ISO 8601), "dirty": uncommitted changes
+    to tracked files}; each None outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              check=True, timeout=20).stdout.strip()
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                             text=True, check=True, timeout=20).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                capture_output=True, text=True, check=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"sha": None, "dirty": None}
-    return {"sha": sha, "dirty": bool(status.strip())}
+        sha, date = git("log", "-1", "--format=%H %cI").split()
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {"sha": None, "date": None, "dirty": None}
+    return {"sha": sha, "date": date, "dirty": bool(status)}
 
 
 def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
