@@ -31,6 +31,9 @@ class RavdessConfig:
     # visual_steps evenly spaced rows as a short (visual_steps, D) sequence.
     visual_frames: Literal["mean", "sequence"] = "mean"
     visual_steps: int = 8
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Left out of the cache hash at this default.
+    max_seconds: float = 30.0
 
 
 @dataclass
@@ -59,6 +62,9 @@ class CremaDConfig:
     actors: list[int] | None = None
     # Intensity levels to keep (LO, MD, HI, XX); None means all.
     levels: list[str] | None = None
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Left out of the cache hash at this default.
+    max_seconds: float = 30.0
 
 
 @dataclass
@@ -73,6 +79,9 @@ class MeadConfig:
     views: list[str] | None = field(default_factory=lambda: ["front"])
     # Intensity levels to keep (1..3); None means all.
     levels: list[int] | None = None
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Left out of the cache hash at this default.
+    max_seconds: float = 30.0
 
 
 @dataclass

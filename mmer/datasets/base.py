@@ -100,9 +100,14 @@ class DatasetAdapter:
         """(video, audio): whether the corpus's files of this config hold each stream."""
         return True, True
 
+    #: The cap left out of the cache hash (caches made before ``<section>.max_seconds``
+    #: existed keep their folder: none of their clips reached it).
+    unhashed_max_seconds: float | None = 30.0
+
     def max_seconds(self, cfg: Config) -> float | None:
-        """Clips longer than this are truncated when decoded (None: never)."""
-        return None
+        """Clips longer than this are cut there when decoded and flagged (None: never):
+        ``<section>.max_seconds``."""
+        return getattr(self.section(cfg), "max_seconds", None)
 
     # ---------------------------------------------------------------- single files and synthetic sets
 

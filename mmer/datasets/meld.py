@@ -229,6 +229,7 @@ class MeldAdapter(DatasetAdapter):
     name = "meld"
     tasks = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
     selection_metric = "weighted_f1"
+    unhashed_max_seconds = None  # meld.max_seconds has always been in the hash
     fixed_split = True
     part_of_split = {"train": "train", "dev": "val", "test": "test"}
 
@@ -274,9 +275,6 @@ class MeldAdapter(DatasetAdapter):
             parts[self.part_of_split[r.clip_id.split("/", 1)[0]]].append(r)
         clips = {p: [r.clip_id for r in parts[p]] for p in PARTS}
         return parts, {"rule": "MELD train / dev (validation) / test", "clips": clips}
-
-    def max_seconds(self, cfg: Config) -> float | None:
-        return cfg.meld.max_seconds
 
     def write_synthetic(self, out: str | Path, **options: Any) -> list[Path]:
         """A MELD-style tree under `out` (see :func:`mmer.synth.meld.make_meld_set`)."""

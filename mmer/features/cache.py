@@ -110,8 +110,9 @@ def feature_config_hash(cfg: Config) -> str:
     }
     if cfg.features.train_views:  # entries then hold the extra views
         relevant["train_views"] = cfg.features.train_views
-    max_seconds = get_adapter(cfg).max_seconds(cfg)
-    if max_seconds is not None:  # clips are cut there when decoded
+    adapter = get_adapter(cfg)
+    max_seconds = adapter.max_seconds(cfg)
+    if max_seconds is not None and max_seconds != adapter.unhashed_max_seconds:  # cut there
         relevant[f"{cfg.dataset}_max_seconds"] = max_seconds
     blob = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
