@@ -215,3 +215,22 @@ def test_the_cap_is_a_setting_and_out_of_the_hash_at_its_default(tmp_path):
     assert cfg.ravdess.max_seconds == 30.0
     other = dataclasses.replace(cfg, ravdess=dataclasses.replace(cfg.ravdess, max_seconds=10.0))
     assert FeatureCache.for_config(cfg).dir != FeatureCache.for_config(other).dir
+
+
+def test_a_stream_without_timestamps_is_picked_by_count(odd_dir):
+    """A raw H.264 stream has no pts: the picks fall back to frame counts."""
+    import av
+    path = odd_dir / "raw.h264"
+    with av.open(str(path), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, image in enumerate(_frames(20)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    clip = decode_clip(path, audio=False, pick=lambda pts, end: np.array([0, 5, 19]))
+    assert clip.n_frames == 20 and clip.frame_index.tolist() == [0, 5, 19]
+    np.testing.assert_allclose(clip.frames[:, 30, 30, 0], [0, 20, 76], atol=3)

@@ -282,6 +282,9 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
     notes = audio_notes(path, wave, native, got.native_rate) if audio else []
     index = np.asarray(got.index, dtype=np.int64) if video else None
     n_frames = (len(timeline) if timeline is not None else got.n_decoded) if video else 0
+    if video and pick is not None and timeline is None:  # no packet had a pts: frames by count
+        index = np.unique(np.asarray(pick(np.arange(n_frames, dtype=np.int64), n_frames), np.int64))
+        frames = frames[index]
     return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes, index, n_frames)
 
 
