@@ -57,7 +57,7 @@ class ExtractSummary:
     skipped: int = 0
     cached: int = 0
     seconds: float = 0.0
-    # Clips cut at meld.max_seconds by this run.
+    # Clips cut at the corpus's max_seconds by this run (also flagged).
     truncated: int = 0
     clip_seconds: list[float] = field(default_factory=list)
     # CPU time of the clip loop (this process and its decode workers; model building excluded).
