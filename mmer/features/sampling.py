@@ -65,3 +65,18 @@ def _slices(pts: np.ndarray, end: int, n_snippets: int, snippet_len: int
         raise BadInput(f"timed snippets: pts must be sorted (T,) with T >= 1 and end after "
                        f"the last, got {pts.shape} ending {end}")
     return n_snippets * snippet_len, pts - pts[0], int(end - pts[0])
+
+
+def frame_grid(pts: np.ndarray, end: int) -> tuple[np.ndarray, int]:
+    """(0..T-1, T) when the timeline `pts` (T,) sorted, ending at `end`, is a constant frame
+    rate up to the time base's rounding (every frame within one tick of the evenly spaced
+    grid from the first frame to the last: FLV and Matroska store milliseconds), else (`pts`, `end`) unchanged. So a
+    constant-rate clip's frames are chosen by index exactly as :func:`snippet_indices` does."""
+    pts = np.asarray(pts, dtype=np.int64)
+    count = len(pts)
+    if count == 0:
+        return pts, end
+    grid = np.arange(count) * ((pts[-1] - pts[0]) / max(count - 1, 1))
+    if np.abs((pts - pts[0]) - grid).max() <= 1.0 + 1e-9:
+        return np.arange(count, dtype=np.int64), count
+    return pts, end

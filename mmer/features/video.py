@@ -25,7 +25,7 @@ import torch
 
 from mmer.config import VideoConfig
 from mmer.errors import BadInput
-from mmer.features.sampling import snippet_indices, timed_slices, timed_snippet_indices
+from mmer.features.sampling import frame_grid, snippet_indices, timed_slices, timed_snippet_indices
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,14 @@ def snippet_plan(pts: np.ndarray, end: int, cfg: VideoConfig, *, n_views: int = 
     """The timeline positions int64 (S, L) of the centred snippets, then of each of
     `n_views` views, for a clip whose sorted frame times are `pts` (T,) ending at `end`.
 
+    A constant-rate timeline is taken by index (:func:`mmer.features.sampling.frame_grid`).
     Centred: :func:`mmer.features.sampling.timed_snippet_indices`. View v (1..n_views):
     a frame drawn from a generator seeded by (`seed`, v) in each time slice
     (:func:`mmer.features.sampling.timed_slices`); at a constant rate exactly
     :func:`jittered_indices`.
     """
     shape = (cfg.n_snippets, cfg.snippet_len)
+    pts, end = frame_grid(pts, end)
     plan = [timed_snippet_indices(pts, end, *shape)]
     if n_views:
         lo, hi = timed_slices(pts, end, *shape)
