@@ -47,3 +47,27 @@ def make_truncated_copy(src: str | Path, dst: str | Path, fraction: float = 0.6)
     data = Path(src).read_bytes()
     atomic_write_bytes(dst, data[: int(len(data) * fraction)])
     return Path(dst)
+
+
+def make_timed_clip(path: str | Path, frames: np.ndarray, times_ms: list[int] | np.ndarray,
+                    end_ms: int, *, rotation: int = 0) -> Path:
+    """Lossless RGB H.264 mp4 whose frame i is shown from ``times_ms[i]`` (a variable frame
+    rate when the gaps differ) until the next, the last until `end_ms`; with `rotation`
+    (counter-clockwise degrees) in the display matrix, as a phone writes it."""
+    from fractions import Fraction
+    path = Path(path)
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        stream = out.add_stream("libx264rgb", rate=30)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt, stream.options = "rgb24", {"qp": "0"}
+        stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        stops = list(times_ms[1:]) + [end_ms]
+        for image, at, stop in zip(frames, times_ms, stops, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = int(at), Fraction(1, 1000)
+            frame.duration = int(stop - at)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

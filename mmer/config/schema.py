@@ -20,6 +20,9 @@ class RavdessConfig:
     vocal_channel: Literal["speech", "song"] = "speech"
     # Actors to use; None means every actor found on disk.
     actors: list[int] | None = None
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Part of the cache hash.
+    max_seconds: float = 30.0
 
 
 @dataclass
@@ -48,6 +51,9 @@ class CremaDConfig:
     actors: list[int] | None = None
     # Intensity levels to keep (LO, MD, HI, XX); None means all.
     levels: list[str] | None = None
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Part of the cache hash.
+    max_seconds: float = 30.0
 
 
 @dataclass
@@ -62,6 +68,9 @@ class MeadConfig:
     views: list[str] | None = field(default_factory=lambda: ["front"])
     # Intensity levels to keep (1..3); None means all.
     levels: list[int] | None = None
+    # Clips longer than this are cut there when decoded (only that much is read) and flagged;
+    # no clip of the corpus comes near it. Part of the cache hash.
+    max_seconds: float = 30.0
 
 
 @dataclass

@@ -102,8 +102,9 @@ class DatasetAdapter:
         return True, True
 
     def max_seconds(self, cfg: Config) -> float | None:
-        """Clips longer than this are truncated when decoded (None: never)."""
-        return None
+        """Clips longer than this are cut there when decoded and flagged (None: never):
+        ``<section>.max_seconds``."""
+        return getattr(self.section(cfg), "max_seconds", None)
 
     # ---------------------------------------------------------------- single files and synthetic sets
 

@@ -275,9 +275,6 @@ class MeldAdapter(DatasetAdapter):
         clips = {p: [r.clip_id for r in parts[p]] for p in PARTS}
         return parts, {"rule": "MELD train / dev (validation) / test", "clips": clips}
 
-    def max_seconds(self, cfg: Config) -> float | None:
-        return cfg.meld.max_seconds
-
     def write_synthetic(self, out: str | Path, **options: Any) -> list[Path]:
         """A MELD-style tree under `out` (see :func:`mmer.synth.meld.make_meld_set`)."""
         return make_meld_set(out, **options)

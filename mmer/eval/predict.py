@@ -5,8 +5,9 @@
 The clip is decoded and featurised exactly as ``python -m mmer.extract`` does it, with the
 run's config from the checkpoint (same item builder, same backbones and weight policy);
 the model is rebuilt from the checkpoint. The neighbours are the fold's training clips
-(their features come from the cache). Exit codes: 0 done, 1 the clip cannot be used,
-2 bad run, checkpoint or cache.
+(their features come from the cache). Exit codes: 0 done (what extraction would flag about
+the clip is printed with the answer and listed under "flags"), 1 the clip cannot be used,
+2 bad run, checkpoint or cache, or a folder given as the clip.
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class ClipError(BadInput):
 def featurise(records: Sequence[ClipRecord], cfg: Config, device: torch.device) -> list[dict[str, Any]]:
     """The cache entries (docs/design.md) extraction would write for `records`, by its code."""
     for record in records:
+        if record.path is not None and Path(record.path).is_dir():
+            raise BadInput(f"{record.path}: is a folder; predict takes one clip (score a folder "
+                           "with python evaluate.py --run RUN --data-root DIR --extract)")
         if record.path is None or not Path(record.path).is_file():
             raise ClipError(f"{record.path}: no such file")
     # Training views are for the cache's training clips; a query needs the centred view only.
@@ -113,6 +117,9 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
         log.warning("features made now differ from the cached ones of %s (max |diff| %.3g): the "
                     "cache was extracted with other backbone weights; the neighbours and "
                     "probabilities below are unreliable", check["clip_id"], check["max_abs_diff"])
+    flags = list(entry["meta"].get("flags", []))  # raised by extraction's code (prepare_clip)
+    for flag in flags:
+        log.warning("%s: %s", clip, flag)
     query = embed_entries(model, [entry], keys, device=dev)
     probs = torch.softmax(torch.from_numpy(query.logits), dim=1)[0].numpy()
     knn = knn_predict(ref.embedding, ref.labels, query.embedding, k, len(names),
@@ -132,6 +139,7 @@ def predict_clip(clip: str | Path, checkpoint: str | Path, *, k: int = 5,
                 "neighbours": neighbours},
         "backbones": backbone_status([entry], keys),
         "feature_check": check,
+        "flags": flags,
         "meta": {**{k: v for k, v in entry["meta"].items() if k != "pretrained"},
                  "n_snippets": cfg.video.n_snippets if get_adapter(cfg).streams(cfg)[0] else 0},
     }
@@ -183,6 +191,7 @@ def render_text(result: dict[str, Any]) -> str:
     if not result["feature_check"]["ok"]:
         lines.append("WARNING: features made now differ from the cached training features "
                      f"(max |diff| {result['feature_check']['max_abs_diff']:.3g}); results are unreliable")
+    lines += [f"WARNING: {flag}" for flag in result.get("flags", [])]
     misses, snippets = result["meta"].get("face_misses", 0), result["meta"].get("n_snippets", 0)
     if misses:
         lines.append(f"NOTE: no face found in {misses} of {snippets} video snippets"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -38,7 +39,7 @@ from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
 from mmer.features.mtcnn import make_detector
-from mmer.features.video import FaceDetector, snippet_views
+from mmer.features.video import FaceDetector, snippet_plan, views_at
 from mmer.features.whisper import whisper_window
 from mmer.io import SkipList, clean_orphans
 from mmer.media.decode import decode_clip
@@ -56,7 +57,7 @@ class ExtractSummary:
     skipped: int = 0
     cached: int = 0
     seconds: float = 0.0
-    # Clips cut at meld.max_seconds by this run.
+    # Clips cut at the corpus's max_seconds by this run (also flagged).
     truncated: int = 0
     clip_seconds: list[float] = field(default_factory=list)
     # CPU time of the clip loop (this process and its decode workers; model building excluded).
@@ -110,17 +111,28 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     ``face_misses`` and ``truncated``.
     Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
     """
-    max_seconds = get_adapter(cfg).max_seconds(cfg)
-    clip = decode_clip(record.path, video=video, audio=audio,
-                       sample_rate=cfg.audio.sample_rate, max_seconds=max_seconds)
+    adapter = get_adapter(cfg)
+    max_seconds = adapter.max_seconds(cfg)
+    plan: list = []
+
+    def pick(pts, end):  # the snippets' frames, chosen by time before any is decoded
+        plan[:] = snippet_plan(pts, end, cfg.video, n_views=cfg.features.train_views,
+                               seed=view_seed(record))
+        return np.concatenate([p.ravel() for p in plan])
+
+    clip = decode_clip(record.path, video=video, audio=audio, sample_rate=cfg.audio.sample_rate,
+                       max_seconds=max_seconds, pick=pick)
     out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated, "flags": list(clip.notes)}
+    if clip.truncated:
+        out["flags"].append(f"longer than {adapter.name}.max_seconds = {max_seconds:g} s: "
+                            "only that much is used")
     if video:
-        out["snippets"], views, out["face_misses"] = snippet_views(
-            clip.frames, cfg.video, cropper, n_views=cfg.features.train_views, seed=view_seed(record))
+        out["snippets"], views, out["face_misses"] = views_at(
+            clip.frames, clip.frame_index, plan, cfg.video, cropper)
         if views:
             out["views"] = views
-        if len(clip.frames) < cfg.video.snippet_len:
-            out["flags"].append(f"only {len(clip.frames)} video frames, repeated to fill "
+        if clip.n_frames < cfg.video.snippet_len:
+            out["flags"].append(f"only {clip.n_frames} video frames, repeated to fill "
                                 f"{cfg.video.snippet_len}-frame snippets")
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)

@@ -25,7 +25,7 @@ import torch
 
 from mmer.config import VideoConfig
 from mmer.errors import BadInput
-from mmer.features.sampling import snippet_indices
+from mmer.features.sampling import frame_grid, snippet_indices, timed_slices, timed_snippet_indices
 
 log = logging.getLogger(__name__)
 
@@ -154,22 +154,50 @@ def jittered_indices(n_frames: int, n_snippets: int, snippet_len: int,
 
 def snippet_views(frames: np.ndarray, cfg: VideoConfig, cropper: FaceDetector | None = None, *,
                   n_views: int = 0, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor], int]:
-    """The centred snippets of :func:`video_snippets` and `n_views` augmented views.
+    """The centred snippets of :func:`video_snippets` and `n_views` augmented views of
+    every frame of a clip, uint8 (T, H, W, 3), taken as a constant-rate timeline
+    (:func:`views_at` of :func:`snippet_plan` over ``pts = 0..T-1``)."""
+    _check_frames(frames)
+    count = frames.shape[0]
+    plan = snippet_plan(np.arange(count, dtype=np.int64), count, cfg, n_views=n_views, seed=seed)
+    return views_at(frames, np.arange(count), plan, cfg, cropper)
 
-    View v (1..n_views) uses :func:`jittered_indices` from a generator seeded by
-    (`seed`, v) and is mirrored left-right when v is odd; every view is cropped with the
-    centred view's face boxes (one detection pass). Returns (S, 3, L, size, size) float32,
-    a list of `n_views` tensors of that shape, and the face misses.
+
+def snippet_plan(pts: np.ndarray, end: int, cfg: VideoConfig, *, n_views: int = 0,
+                 seed: int = 0) -> list[np.ndarray]:
+    """The timeline positions int64 (S, L) of the centred snippets, then of each of
+    `n_views` views, for a clip whose sorted frame times are `pts` (T,) ending at `end`.
+
+    A constant-rate timeline is taken by index (:func:`mmer.features.sampling.frame_grid`).
+    Centred: :func:`mmer.features.sampling.timed_snippet_indices`. View v (1..n_views):
+    a frame drawn from a generator seeded by (`seed`, v) in each time slice
+    (:func:`mmer.features.sampling.timed_slices`); at a constant rate exactly
+    :func:`jittered_indices`.
+    """
+    shape = (cfg.n_snippets, cfg.snippet_len)
+    pts, end = frame_grid(pts, end)
+    plan = [timed_snippet_indices(pts, end, *shape)]
+    if n_views:
+        lo, hi = timed_slices(pts, end, *shape)
+        plan += [np.random.default_rng([seed, v]).integers(lo, hi).astype(np.int64).reshape(shape)
+                 for v in range(1, n_views + 1)]
+    return plan
+
+
+def views_at(frames: np.ndarray, frame_index: np.ndarray, plan: list[np.ndarray], cfg: VideoConfig,
+             cropper: FaceDetector | None = None) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+    """Snippets of the kept frames: `frames` uint8 (U, H, W, 3) at timeline positions
+    `frame_index` (U,) sorted, holding every position of `plan` (:func:`snippet_plan`).
+
+    Every view is cropped with the centred view's face boxes (one detection pass) and
+    mirrored left-right when its number is odd. Returns the centred (S, 3, L, size, size)
+    float32, a list of the views of that shape, and the face misses.
     """
     _check_frames(frames)
-    indices = snippet_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len)
-    boxes, misses = snippet_boxes(frames, indices, cfg, cropper)
-    views = []
-    for v in range(1, n_views + 1):
-        rng = np.random.default_rng([seed, v])
-        jittered = jittered_indices(frames.shape[0], cfg.n_snippets, cfg.snippet_len, rng)
-        views.append(crop_snippets(frames, jittered, boxes, cfg, flip=v % 2 == 1))
-    return crop_snippets(frames, indices, boxes, cfg), views, misses
+    rows = [np.searchsorted(frame_index, positions) for positions in plan]
+    boxes, misses = snippet_boxes(frames, rows[0], cfg, cropper)
+    views = [crop_snippets(frames, r, boxes, cfg, flip=v % 2 == 1) for v, r in enumerate(rows[1:], 1)]
+    return crop_snippets(frames, rows[0], boxes, cfg), views, misses
 
 
 def crop_snippets(frames: np.ndarray, indices: np.ndarray, boxes: list[Box], cfg: VideoConfig,

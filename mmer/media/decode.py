@@ -26,6 +26,7 @@ Broken input raises :class:`DecodeError` naming the file and the problem:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ import numpy as np
 import soxr
 
 from mmer.errors import BadInput
+from mmer.media.notes import audio_notes
+from mmer.media.timeline import video_timeline
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ log = logging.getLogger(__name__)
 # is refused as truncated. Edit lists and decoder delay legitimately drop a frame or
 # two, never a tenth of a clip.
 MIN_DECLARED_FRACTION = 0.9
+# Frames smaller than this on a side hold no face: the file is refused.
+MIN_FRAME_SIDE = 16
+# A frame picker: (pts int64 (T,) sorted, end of the last frame, in the stream's time base)
+# -> the timeline indices of the frames to keep.
+FramePicker = Callable[[np.ndarray, int], np.ndarray]
 
 
 class DecodeError(BadInput):
@@ -56,7 +64,11 @@ class DecodeError(BadInput):
 class DecodedClip:
     """The decoded content of one media file.
 
-    frames: uint8 (T, H, W, 3) RGB, or None when video was not asked for.
+    frames: uint8 (U, H, W, 3) RGB, displayed upright (the stream's rotation applied), or
+    None when video was not asked for: every frame (U = T), or with a `pick` only the
+    frames it chose, in timeline order.
+    frame_index: int64 (U,) the position of each kept frame in the clip's timeline of T
+    frames (sorted presentation times); `n_frames` = T.
     fps: average frame rate of the video stream (0.0 when video was not asked for).
     audio: float32 (N,) mono in [-1, 1] at `sample_rate`, or None when not asked for.
     truncated: True when `max_seconds` cut something off.
@@ -70,6 +82,8 @@ class DecodedClip:
     sample_rate: int
     truncated: bool
     notes: list[str] = field(default_factory=list)
+    frame_index: np.ndarray | None = None
+    n_frames: int = 0
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -88,9 +102,17 @@ def _reason(err: Exception) -> str:
 class _Collector:
     """Accumulates decoded frames and audio, stopping each stream at `max_seconds`."""
 
-    def __init__(self, max_seconds: float | None) -> None:
+    def __init__(self, max_seconds: float | None, timeline: np.ndarray | None = None,
+                 wanted: np.ndarray | None = None) -> None:
         self.max_seconds = max_seconds
         self.frames: list[np.ndarray] = []
+        self.index: list[int] = []
+        self.n_decoded = 0
+        # With a timeline, frame j covers timeline positions [j, next decoded frame's): the
+        # last decoded frame is held (not converted) until the next one shows which it covers.
+        self.timeline, self.wanted = timeline, wanted
+        self._held: tuple[int, av.VideoFrame] | None = None
+        self._filled = 0  # timeline positions before this one have been decided
         self.chunks: list[np.ndarray] = []
         self.native_rate = 0
         self.truncated = False
@@ -111,7 +133,34 @@ class _Collector:
         if self.video_done or self._past_limit(frame):
             self.video_done = True
             return
-        self.frames.append(frame.to_ndarray(format="rgb24"))
+        self.n_decoded += 1
+        if self.timeline is None:
+            self._keep(len(self.index), frame)
+            return
+        at = int(np.searchsorted(self.timeline, frame.pts, side="right")) - 1 \
+            if frame.pts is not None else self.n_decoded - 1
+        self.flush(max(at, 0))
+        self._held = (max(at, 0), frame)
+
+    def flush(self, upto: int | None = None) -> None:
+        """Keep the held frame for the wanted positions it covers, up to `upto` (None: the end)."""
+        if self._held is None:
+            return
+        start, frame = self._held
+        start = max(start, self._filled)
+        stop = len(self.timeline) if upto is None else max(upto, start)
+        self._filled = max(self._filled, stop)
+        lo, hi = np.searchsorted(self.wanted, [start, stop])
+        if hi > lo:
+            image = _upright(frame)
+            for position in self.wanted[lo:hi]:
+                self.frames.append(image)
+                self.index.append(int(position))
+        self._held = None
+
+    def _keep(self, position: int, frame: av.VideoFrame) -> None:
+        self.frames.append(_upright(frame))
+        self.index.append(position)
 
     def add_audio(self, frame: av.AudioFrame) -> None:
         if self.audio_done or self._past_limit(frame):
@@ -130,6 +179,14 @@ class _Collector:
                 self.truncated = True
                 wave = wave[:limit]
         return wave
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of `frame`, turned by its display matrix (counter-clockwise
+    degrees, :attr:`av.VideoFrame.rotation`) as a player shows it."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = int(round((frame.rotation or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def _resample(wave: np.ndarray, native_rate: int, sample_rate: int) -> np.ndarray:
@@ -153,29 +210,38 @@ def _demux(path: Path, container: av.container.InputContainer,
             if (got.video_done or not want_video) and (got.audio_done or not want_audio):
                 break
     except av.FFmpegError as err:
-        raise DecodeError(path, f"truncated or corrupt stream after {len(got.frames)} video "
+        raise DecodeError(path, f"truncated or corrupt stream after {got.n_decoded} video "
                                 f"frames ({_reason(err)})") from None
 
 
 def _check_frames(path: Path, stream: av.video.VideoStream, got: _Collector) -> np.ndarray:
-    if not got.frames:
+    got.flush()
+    if not got.n_decoded:
         raise DecodeError(path, "zero decoded video frames")
     declared = stream.frames or 0
-    if not got.video_done and len(got.frames) < MIN_DECLARED_FRACTION * declared:
-        raise DecodeError(path, f"truncated: decoded {len(got.frames)} of {declared} "
+    if not got.video_done and got.n_decoded < MIN_DECLARED_FRACTION * declared:
+        raise DecodeError(path, f"truncated: decoded {got.n_decoded} of {declared} "
                                 "video frames the container declares")
-    if not got.video_done and len(got.frames) < declared:
-        log.warning("%s: decoded %d of %d declared video frames", path, len(got.frames), declared)
+    if not got.video_done and got.n_decoded < declared:
+        log.warning("%s: decoded %d of %d declared video frames", path, got.n_decoded, declared)
+    height, width = got.frames[0].shape[:2]
+    if min(height, width) < MIN_FRAME_SIDE:
+        raise DecodeError(path, f"video frames are {width}x{height} px, too small to hold a face "
+                                f"(under {MIN_FRAME_SIDE} px a side)")
     return np.stack(got.frames)
 
 
 def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
-                sample_rate: int = 16000, max_seconds: float | None = None) -> DecodedClip:
-    """Decode `path` in one sequential pass.
+                sample_rate: int = 16000, max_seconds: float | None = None,
+                pick: FramePicker | None = None) -> DecodedClip:
+    """Decode `path` in one sequential pass (two with `pick`: the packets' timeline first).
 
-    Returns frames uint8 (T, H, W, 3) RGB and audio float32 (N,) mono at
+    Returns frames uint8 (U, H, W, 3) RGB and audio float32 (N,) mono at
     `sample_rate` (each None when not asked for). With `max_seconds`, frames
-    and samples from that time on are dropped and `truncated` is set.
+    and samples from that time on are dropped and `truncated` is set (the scan stops
+    there: the rest is never read). `pick(pts, end)` chooses which timeline positions
+    to keep before any frame is decoded; only those are converted and held, so memory
+    does not grow with the clip's length. Without it every frame is kept.
     Raises :class:`DecodeError` (see the module docstring for the cases).
     """
     path = Path(path)
@@ -195,7 +261,12 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
             if not container.streams.audio:
                 raise DecodeError(path, "no audio stream")
             streams.append(container.streams.audio[0])
-        got = _Collector(max_seconds)
+        timeline = wanted = None
+        if video and pick is not None:
+            timeline, end = _timeline(path, max_seconds)
+            wanted = np.unique(np.asarray(pick(timeline, end), dtype=np.int64)) if timeline.size else None
+            timeline = timeline if timeline.size else None
+        got = _Collector(max_seconds, timeline, wanted)
         _demux(path, container, streams, got)
         frames = _check_frames(path, vstream, got) if video else None
         fps = float(vstream.average_rate or vstream.guessed_rate or 0.0) if video else 0.0
@@ -208,42 +279,22 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
         if bad:  # a float wav can hold them; every feature downstream would be NaN
             raise DecodeError(path, f"{bad} non-finite audio samples (NaN or inf)")
         wave = _resample(native, got.native_rate, sample_rate)
-    notes = _audio_notes(path, wave) if audio else []
-    return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes)
+    notes = audio_notes(path, wave, native, got.native_rate) if audio else []
+    index = np.asarray(got.index, dtype=np.int64) if video else None
+    n_frames = (len(timeline) if timeline is not None else got.n_decoded) if video else 0
+    if video and pick is not None and timeline is None:  # no packet had a pts: frames by count
+        index = np.unique(np.asarray(pick(np.arange(n_frames, dtype=np.int64), n_frames), np.int64))
+        frames = frames[index]
+    return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes, index, n_frames)
 
 
-# Peak amplitude below which an audio track counts as silent (16-bit quantisation step: 3e-5).
-SILENT_PEAK = 1e-4
-
-
-def _audio_notes(path: Path, wave: np.ndarray) -> list[str]:
-    notes = []
-    if wave.size and float(np.abs(wave).max()) < SILENT_PEAK:
-        notes.append("silent audio track")
-    claimed = _wav_data_claim(path)
-    if claimed is not None and claimed[0] > claimed[1]:
-        notes.append(f"wav header claims {claimed[0]} data bytes, the file holds {claimed[1]}")
-    return notes
-
-
-def _wav_data_claim(path: Path) -> tuple[int, int] | None:
-    """(bytes the RIFF ``data`` chunk header claims, bytes the file holds after it), for a
-    wav file; None for anything else. FFmpeg silently decodes what is there."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-            size = fh.seek(0, 2)
-    except OSError:
-        return None
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos = 12
-    while pos + 8 <= len(head):
-        chunk, length = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
-        if chunk == b"data":
-            return length, size - pos - 8
-        pos += 8 + length + (length & 1)
-    return None
+def _timeline(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """The sorted video pts and end of `path` (:func:`mmer.media.timeline.video_timeline`)."""
+    with _open(path) as container:
+        try:
+            return video_timeline(container, container.streams.video[0], max_seconds)
+        except av.FFmpegError as err:
+            raise DecodeError(path, f"truncated or corrupt stream ({_reason(err)})") from None
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:

@@ -8,6 +8,7 @@ frames equal the written ones bit for bit. Audio is AAC in mp4/mkv/mov and
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +44,8 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     fmt, subtype = AUDIO_FILES[path.suffix.lower()]
     data = _as_channels(audio, path).T
     with atomic_path(path) as tmp:
-        sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
+        # bytes: libsndfile takes a str path as UTF-8 only, and a folder name may not be.
+        sf.write(os.fsencode(tmp), data, sample_rate, format=fmt, subtype=subtype)
     return path
 
 
