@@ -91,7 +91,7 @@ def test_variable_frame_rate_snippets_follow_time(odd_dir, tmp_path, one_thread)
     """30 of 35 frames in the first 0.5 s: the later snippets must hold the later frames."""
     times = [round(500 * i / 30) for i in range(30)] + [500 + 100 * i for i in range(5)]
     path = make_timed_clip(odd_dir / "vfr.mp4", _frames(35), times, 1000)
-    cfg = _cfg(odd_dir, tmp_path, video={"n_snippets": 2, "snippet_len": 4, "size": 32, "face_crop": False})
+    cfg = _cfg(odd_dir, tmp_path, video={"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"})
     snippets = prepare_clip(_record(path), cfg, video=True, audio=False)["snippets"]
     grey = snippets[:, 0, :, 16, 16] * cfg.video.std[0] * 255 + cfg.video.mean[0] * 255  # (S, L)
     pts, end = open_timeline(path, None)                       # the times the container holds
