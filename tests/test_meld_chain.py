@@ -94,6 +94,11 @@ def test_one_call_trains_stage_1_then_stage_2_and_a_second_call_reuses_stage_1(
     assert evaluate_main(["--run", str(tmp_path / "runs" / "t"), "--no-plots"]) == 0
     assert (tmp_path / "runs" / "t" / "fold_0" / "report.json").is_file()
     assert ((s1 / "best.pt").stat().st_mtime_ns, (encoder / "model.safetensors").stat().st_mtime_ns) == before
+    # a finished stage-1 run of another config is refused, not silently reused
+    stage1.write_text(stage1.read_text().replace("\n  epochs: 1\n", "\n  epochs: 2\n"))
+    caplog.clear()
+    assert main(_args(tmp_path, stage1, "t3")) == 2
+    assert "trained with another config (train.epochs: 1 -> 2)" in caplog.text
 
 
 def test_stage1_and_model_dir_together_are_refused_in_one_line(
@@ -104,3 +109,6 @@ def test_stage1_and_model_dir_together_are_refused_in_one_line(
     caplog.set_level(logging.ERROR)
     assert main(["--config", STAGE2, "--set", f"text.model_dir={tmp_path}"]) == 2
     assert "both name the text encoder" in caplog.text and len(caplog.records) == 1
+    caplog.clear()  # stage 1 must be a run that writes text_encoder/: a frozen one does not
+    assert main(["--config", STAGE2, "--set", "text.stage1=configs/meld_text.yaml"]) == 2
+    assert "not a fine-tuned MiniLM run" in caplog.text and len(caplog.records) == 1
