@@ -23,8 +23,9 @@ SMALL = {"model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "train.
          "train.epochs": 1}
 
 
-def _tiny_minilm(out: Path) -> Path:
-    """A random 1-layer, 32-d BERT in a sentence-transformers folder with MiniLM's tokenizer."""
+def _tiny_minilm(out: Path, *, pooler: bool = True) -> Path:
+    """A random 1-layer, 32-d BERT in a sentence-transformers folder with MiniLM's tokenizer
+    (`pooler`: with the pooler weights the packaged MiniLM has)."""
     import transformers
 
     from mmer.config import TextConfig
@@ -35,7 +36,7 @@ def _tiny_minilm(out: Path) -> Path:
     transformers.set_seed(0)
     bert = transformers.BertModel(transformers.BertConfig(
         vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128))
+        intermediate_size=64, max_position_embeddings=128), add_pooling_layer=pooler)
     bert.save_pretrained(str(out), safe_serialization=True)
     pooling = out / "1_Pooling" / "config.json"
     pooling.write_text(json.dumps(dict(json.loads(pooling.read_text()), word_embedding_dimension=32)))
@@ -112,3 +113,10 @@ def test_stage1_and_model_dir_together_are_refused_in_one_line(
     caplog.clear()  # stage 1 must be a run that writes text_encoder/: a frozen one does not
     assert main(["--config", STAGE2, "--set", "text.stage1=configs/meld_text.yaml"]) == 2
     assert "not a fine-tuned MiniLM run" in caplog.text and len(caplog.records) == 1
+
+
+def test_a_minilm_folder_lacking_weights_is_one_line(tmp_path: Path) -> None:
+    from mmer.nets.minilm import TextEncoderUnavailable, load_minilm_transformer
+    folder = _tiny_minilm(tmp_path / "no_pooler", pooler=False)
+    with pytest.raises(TextEncoderUnavailable, match=r"weights do not match the model \(missing \['pooler"):
+        load_minilm_transformer(folder)

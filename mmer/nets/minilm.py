@@ -118,10 +118,12 @@ def load_minilm_transformer(path: Path) -> nn.Module:
     from transformers import AutoModel  # optional dependency (text weights): slow to import
     model, info = AutoModel.from_pretrained(str(path), local_files_only=True,
                                             output_loading_info=True)
-    unexpected = [k for k in info["unexpected_keys"] if not k.endswith("position_ids")]
-    if info["missing_keys"] or unexpected:
+    # sorted: transformers gives lists or (newer versions) sets
+    missing = sorted(info["missing_keys"])
+    unexpected = sorted(k for k in info["unexpected_keys"] if not k.endswith("position_ids"))
+    if missing or unexpected:
         raise TextEncoderUnavailable(f"{path}: weights do not match the model (missing "
-                                     f"{info['missing_keys'][:5]}, unexpected {unexpected[:5]})")
+                                     f"{missing[:5]}, unexpected {unexpected[:5]})")
     log.info("MiniLM transformer loaded from %s", path)
     return model
 
