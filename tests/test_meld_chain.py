@@ -13,7 +13,9 @@ import yaml
 
 from mmer.cli.evaluate import main as evaluate_main
 from mmer.cli.train import main
-from mmer.config import ConfigError, load_config
+from mmer.config import ConfigError, TextConfig, load_config
+from mmer.features.text import sentence_embeddings
+from mmer.nets.minilm import TextEncoderUnavailable, load_minilm_transformer, minilm_dir
 from mmer.synth.meld import meld_rows, write_meld_csv
 
 STAGE2 = "configs/meld_text_context.yaml"
@@ -26,10 +28,7 @@ SMALL = {"model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "train.
 def _tiny_minilm(out: Path, *, pooler: bool = True) -> Path:
     """A random 1-layer, 32-d BERT in a sentence-transformers folder with MiniLM's tokenizer
     (`pooler`: with the pooler weights the packaged MiniLM has)."""
-    import transformers
-
-    from mmer.config import TextConfig
-    from mmer.nets.minilm import minilm_dir
+    import transformers  # optional dependency (text weights): slow to import
     source = minilm_dir(TextConfig())
     shutil.copytree(source, out, ignore=lambda folder, names: [  # the weights and their shape
         n for n in names if Path(folder) == source and n in ("model.safetensors", "config.json")])
@@ -116,7 +115,12 @@ def test_stage1_and_model_dir_together_are_refused_in_one_line(
 
 
 def test_a_minilm_folder_lacking_weights_is_one_line(tmp_path: Path) -> None:
-    from mmer.nets.minilm import TextEncoderUnavailable, load_minilm_transformer
     folder = _tiny_minilm(tmp_path / "no_pooler", pooler=False)
     with pytest.raises(TextEncoderUnavailable, match=r"weights do not match the model \(missing \['pooler"):
         load_minilm_transformer(folder)
+
+
+def test_an_unresolved_stage1_is_never_read_as_the_packaged_minilm(tmp_path: Path) -> None:
+    cfg = load_config(STAGE2, [f"features.cache_dir={tmp_path}"])  # not through train.py
+    with pytest.raises(TextEncoderUnavailable, match="text.stage1 configs/meld_text_finetune.yaml: train.py"):
+        sentence_embeddings(["Fine."], cfg)

