@@ -34,7 +34,7 @@ def _args(tmp_path: Path, root: Path, *extra: str) -> list[str]:
             "model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "model.dropout": 0.1,
             "train.batch_size": 16, "train.epochs": 6, "train.lr": 0.003,
             # the recipe reads stage 1's fine-tuned MiniLM; here the packaged one
-            "text.model_dir": "null"}
+            "text.stage1": "null"}
     args = ["--config", "configs/meld_text_context.yaml", "--run-name", "t"]
     for k, v in sets.items():
         args += ["--set", f"{k}={v}"]

@@ -6,8 +6,10 @@
 Every model trains through the one loop (:mod:`mmer.train.loop`), text models included.
 Writes ``<train.runs_dir>/<NAME>/fold_<k>/`` (config.yaml, split.json, metrics.jsonl,
 last.pt, best.pt, skipped.tsv, TensorBoard events). Rerunning the same command resumes
-from ``last.pt``. ``--folds all`` trains every fold and writes ``summary.md``/``summary.json``
-(per fold, mean +- std) to ``<runs_dir>/<NAME>/``.
+from ``last.pt``. A config with ``text.stage1`` first trains that config's run (unless
+it is complete) and reads its ``text_encoder/`` (:mod:`mmer.train.chain`). ``--folds all``
+trains every fold and writes ``summary.md``/``summary.json`` (per fold, mean +- std) to
+``<runs_dir>/<NAME>/``.
 
 Data-parallel: ``torchrun --nproc_per_node N train.py --config ...`` (the same global
 batch, split across the N processes; rank 0 writes the run folder; see
@@ -27,6 +29,7 @@ from mmer.device import apply_threads
 from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
 from mmer.train import distributed
+from mmer.train.chain import resolve_stage1
 from mmer.train.loop import run_fold
 from mmer.train.runs import fold_dir, summarise_folds, write_summary
 
@@ -62,6 +65,7 @@ def _train(args: argparse.Namespace, cfg, ctx: distributed.DistContext) -> int:
     if args.extract:
         extract(cfg, shard=(ctx.rank, ctx.world_size), progress=ctx.is_main)
         distributed.barrier()
+    cfg = resolve_stage1(cfg, args.overrides)  # text.stage1: its run first, then its text_encoder/
     name = args.run_name or cfg.name
     folds = list(range(cfg.split.n_folds)) if args.folds == "all" else [
         cfg.split.fold if args.fold is None else args.fold]

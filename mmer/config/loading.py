@@ -152,6 +152,10 @@ def check_values(cfg: Config) -> None:
                           "needs one folder or more, text.encoder: minilm and text.finetune: false "
                           f"(got {t.model_dir}, {t.encoder}, {t.finetune}); give one folder to "
                           "fine-tune or tokenise")
+    if t.stage1 is not None and t.model_dir is not None:
+        raise ConfigError(f"text.stage1 ({t.stage1}) and text.model_dir ({t.model_dir}) both name the "
+                          "text encoder: give one (stage1: train that config's run and read its "
+                          "text_encoder/; model_dir: a folder you have)")
     if not 0.0 < t.layer_decay <= 1.0:
         raise ConfigError(f"text.layer_decay must be in (0, 1], got {t.layer_decay}")
     if t.freeze_epochs < 0:

@@ -331,6 +331,11 @@ class TextConfig:
     # A list of folders (frozen embeddings only): each embeds every text and the vectors
     # are joined in that order, (N, 384 * folders), e.g. fine-tuned runs of several seeds.
     model_dir: str | list[str] | None = None
+    # A stage-1 config file (e.g. configs/meld_text_finetune.yaml, a fine-tuned MiniLM run):
+    # train.py trains it first when its run is not complete (mmer/train/chain.py) and
+    # reads <train.runs_dir>/<its name>/fold_<its split.fold>/text_encoder as model_dir.
+    # Not with model_dir; the run folder's config records the folder used, stage1 null.
+    stage1: str | None = None
     # Learning rate of the fine-tuned MiniLM weights (everything else uses train.lr).
     finetune_lr: float = 2e-5
     # Sentences per MiniLM pass when caching embeddings.

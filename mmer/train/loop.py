@@ -271,7 +271,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
     ckpt = load_checkpoint(last)
     ckpt["config"].setdefault("train", {}).setdefault("world_size", 1)  # runs from before torchrun
     if ckpt["config"] != state["config"]:
-        diff = _diff(ckpt["config"], state["config"])
+        diff = config_diff(ckpt["config"], state["config"])
         raise ConfigError(f"{last} was trained with another config ({', '.join(diff[:5])}); "
                          f"use --run-name for a new run or delete {out_dir}")
     model.load_state_dict(ckpt["model"])
@@ -325,11 +325,12 @@ def _write_reference(cfg: Config, data: FoldData, out_dir: Path, model: torch.nn
     write_reference(out_dir, "best.pt", epoch, out, train.clip_ids, train.speakers, probe)
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The leaves where config dicts `a` and `b` differ, as ``"key.path: a -> b"``."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+            out += config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
 
