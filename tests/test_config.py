@@ -164,3 +164,18 @@ def test_every_shipped_config_loads() -> None:
     assert len(paths) >= 3
     for path in paths:
         assert isinstance(load_config(path), Config)
+
+
+@pytest.mark.parametrize(("text", "finetune"), [
+    ({"encoder": "scratch"}, {"top_blocks": 2}),
+    ({"finetune": True}, {"top_blocks": 2}),
+    ({}, {"top_blocks": -1}),
+    ({}, {"top_blocks": "some"}),
+    ({}, {"top_blocks": 2, "layer_decay": 0.0}),
+])
+def test_finetune_section_refuses_what_it_cannot_train(text: dict, finetune: dict) -> None:
+    with pytest.raises(ConfigError, match="finetune"):
+        config_from_dict({"dataset": "meld", "model": {"modalities": ["text"]}, "text": text,
+                          "finetune": finetune})
+    ok = config_from_dict({"dataset": "meld", "text": {"encoder": "mpnet"}, "finetune": {"top_blocks": "all"}})
+    assert ok.finetune.top_blocks == "all" and ok.text.encoder == "mpnet"

@@ -130,11 +130,11 @@ def check_values(cfg: Config) -> None:
     t = cfg.text
     if t.context < 0:
         raise ConfigError(f"text.context must be 0 or more past utterances, got {t.context}")
-    if t.dialogue != "none" and (t.encoder != "minilm" or t.finetune or t.context < 1):
-        raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM utterance "
-                          "embeddings: it needs text.encoder: minilm, text.finetune: false and "
+    if t.dialogue != "none" and (t.encoder == "scratch" or t.finetune or t.context < 1):
+        raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM / MPNet utterance "
+                          "embeddings: it needs text.encoder: minilm or mpnet, text.finetune: false and "
                           f"text.context >= 1 (got {t.encoder}, {t.finetune}, {t.context})")
-    if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder != "minilm" or t.finetune):
+    if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder == "scratch" or t.finetune):
         raise ConfigError("text.model_dir: a list of folders joins frozen MiniLM embeddings: it "
                           "needs one folder or more, text.encoder: minilm and text.finetune: false "
                           f"(got {t.model_dir}, {t.encoder}, {t.finetune}); give one folder to "
