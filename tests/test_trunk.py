@@ -82,29 +82,29 @@ def _cfg(tmp_path: Path, folder: Path, *extra: str):
         f"text.model_dir={folder}", f"features.cache_dir={tmp_path / 'cache'}", *extra])
 
 
-@pytest.mark.parametrize("layout", ["bert", "mpnet"])
-def test_cached_states_under_top_blocks_equal_the_full_forward(tmp_path: Path, layout: str,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("layout", "blocks", "cut"), [("bert", "2", 1), ("mpnet", "2", 1), ("mpnet", "all", 0)])
+def test_cached_states_under_top_blocks_equal_the_full_forward(tmp_path: Path, layout: str, blocks: str,
+                                                               cut: int, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tiny_encoder(tmp_path / layout, layout)
-    cfg = _cfg(tmp_path, folder, "finetune.top_blocks=2")
+    cfg = _cfg(tmp_path, folder, f"finetune.top_blocks={blocks}")
     net = load_sentence_net(folder)
-    top = TopBlocks(net, 2).eval()
+    top = TopBlocks(net, 3 - cut).eval()
     with torch.no_grad():  # tuned weights, so the top blocks differ from the trunk's copy
         for p in top.parameters():
             p.add_(0.05 * torch.randn_like(p))
     batch = WordPieceTokenizer(folder).encode(TEXTS, cfg.text.max_tokens)
     with torch.no_grad():
-        full = top(net.states(batch.ids, batch.mask, stop=1), batch.mask)  # trunk + top, no cache
+        full = top(net.states(batch.ids, batch.mask, stop=cut), batch.mask)  # trunk + top, no cache
         entries = with_trunk_states([{"i": i} for i in range(3)], cfg, TEXTS)
         cached = trim_collate(entries)
         via_cache = top(cached["trunk_states"].float(), cached["attention_mask"])
         # untuned top blocks give the whole encoder's sentence embedding
         whole = torch.nn.functional.normalize(masked_mean(net(batch.ids, batch.mask), batch.mask), dim=-1)
-        assert torch.allclose(TopBlocks(net, 2).eval()(net.states(batch.ids, batch.mask, 1), batch.mask),
+        assert torch.allclose(TopBlocks(net, 3 - cut).eval()(net.states(batch.ids, batch.mask, cut), batch.mask),
                               whole, atol=1e-6)
     torch.testing.assert_close(via_cache, full, atol=3e-3, rtol=1e-2)  # fp16 states
     assert cached["attention_mask"].tolist() == batch.mask.tolist()
-    [path] = (tmp_path / "cache" / "text").glob(f"trunk-minilm-*-b1-t{cfg.text.max_tokens}.pt")
+    [path] = (tmp_path / "cache" / "text").glob(f"trunk-minilm-*-b{cut}-t{cfg.text.max_tokens}.pt")
     assert torch.load(path, weights_only=True)["states"].dtype == torch.float16
     # A second pass reads the file: no encoder is loaded.
     monkeypatch.setattr(trunk, "load_sentence_net", lambda _: pytest.fail("trunk recomputed"))
