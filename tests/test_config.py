@@ -233,3 +233,18 @@ def test_a_checkpoint_config_of_the_older_schema_maps_to_the_current_keys() -> N
     assert config_from_dict(saved_config(old)).video.face_detector == "mtcnn"
     with pytest.raises(ConfigError, match="' is replaced: use "):
         config_from_dict(old)
+
+
+@pytest.mark.parametrize(("text", "finetune"), [
+    ({"encoder": "scratch"}, {"top_blocks": 2}),
+    ({"finetune": True}, {"top_blocks": 2}),
+    ({}, {"top_blocks": -1}),
+    ({}, {"top_blocks": "some"}),
+    ({}, {"top_blocks": 2, "layer_decay": 0.0}),
+])
+def test_finetune_section_refuses_what_it_cannot_train(text: dict, finetune: dict) -> None:
+    with pytest.raises(ConfigError, match="finetune"):
+        config_from_dict({"dataset": "meld", "model": {"modalities": ["text"]}, "text": text,
+                          "finetune": finetune})
+    ok = config_from_dict({"dataset": "meld", "text": {"encoder": "mpnet"}, "finetune": {"top_blocks": "all"}})
+    assert ok.finetune.top_blocks == "all" and ok.text.encoder == "mpnet"

@@ -97,7 +97,7 @@ def test_token_text_model_outputs_both_heads() -> None:
 
 
 def test_unknown_text_encoder_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="minilm, scratch"):
+    with pytest.raises(ValueError, match="minilm, mpnet, scratch"):
         build_text_encoder(TextConfig(encoder="bert"), vocab_size=10, pad_id=0, dropout=0.0)  # type: ignore[arg-type]
 
 

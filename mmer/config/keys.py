@@ -12,6 +12,8 @@ MODALITIES = ("audio", "video", "visual", "text", "egemaps")
 # Batch keys read from a clip's media (through the feature cache).
 MEDIA_KEYS = ("audio", "logmel", "egemaps", "video")
 TOKEN_KEYS = ("input_ids", "attention_mask")
+# A cached-trunk text encoder (finetune.top_blocks) reads the frozen blocks' states.
+TRUNK_KEYS = ("trunk_states", "attention_mask")
 
 
 def input_keys(model_cfg: ModelConfig) -> dict[str, str]:
@@ -38,12 +40,21 @@ def uses_tokens(text_cfg: TextConfig) -> bool:
     return text_cfg.encoder == "scratch" or text_cfg.finetune
 
 
+def uses_trunk(cfg: Config) -> bool:
+    """True when the top blocks of the pretrained text encoder train over cached states."""
+    return cfg.finetune.top_blocks != 0
+
+
 def batch_keys(cfg: Config) -> list[str]:
     """The entry keys the whole model of `cfg` reads: ``input_keys`` with ``"text"`` as
-    token ids and mask (:data:`TOKEN_KEYS`) when the text encoder is trained."""
+    token ids and mask (:data:`TOKEN_KEYS`) when the text encoder is trained, or the
+    cached trunk states and mask (:data:`TRUNK_KEYS`) with ``finetune.top_blocks``."""
     keys = []
     for key in input_keys(cfg.model).values():
-        keys += list(TOKEN_KEYS) if key == "text" and uses_tokens(cfg.text) else [key]
+        if key == "text" and uses_trunk(cfg):
+            keys += list(TRUNK_KEYS)
+        else:
+            keys += list(TOKEN_KEYS) if key == "text" and uses_tokens(cfg.text) else [key]
     return keys
 
 

@@ -143,11 +143,11 @@ def check_values(cfg: Config) -> None:
     t = cfg.text
     if t.context < 0:
         raise ConfigError(f"text.context must be 0 or more past utterances, got {t.context}")
-    if t.dialogue != "none" and (t.encoder != "minilm" or t.finetune or t.context < 1):
-        raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM utterance "
-                          "embeddings: it needs text.encoder: minilm, text.finetune: false and "
+    if t.dialogue != "none" and (t.encoder == "scratch" or t.finetune or t.context < 1):
+        raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM / MPNet utterance "
+                          "embeddings: it needs text.encoder: minilm or mpnet, text.finetune: false and "
                           f"text.context >= 1 (got {t.encoder}, {t.finetune}, {t.context})")
-    if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder != "minilm" or t.finetune):
+    if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder == "scratch" or t.finetune):
         raise ConfigError("text.model_dir: a list of folders joins frozen MiniLM embeddings: it "
                           "needs one folder or more, text.encoder: minilm and text.finetune: false "
                           f"(got {t.model_dir}, {t.encoder}, {t.finetune}); give one folder to "
@@ -160,6 +160,17 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"text.layer_decay must be in (0, 1], got {t.layer_decay}")
     if t.freeze_epochs < 0:
         raise ConfigError(f"text.freeze_epochs must be 0 or more, got {t.freeze_epochs}")
+    f = cfg.finetune
+    if f.top_blocks != 0 and (t.encoder == "scratch" or t.finetune or t.dialogue != "none"
+                              or isinstance(t.model_dir, list)):
+        raise ConfigError("finetune.top_blocks trains the top blocks of the pretrained text "
+                          "encoder: it needs text.encoder minilm or mpnet, text.finetune: false, "
+                          "text.dialogue: none and one text.model_dir folder at most")
+    if (isinstance(f.top_blocks, int) and f.top_blocks < 0) or not 0.0 < f.layer_decay <= 1.0 \
+            or f.warmup_epochs < 0:
+        raise ConfigError(f"finetune: top_blocks must be 0 or more (or all), layer_decay in (0, 1] "
+                          f"and warmup_epochs 0 or more (got {f.top_blocks}, {f.layer_decay}, "
+                          f"{f.warmup_epochs})")
     if cfg.loss.focal_gamma < 0:
         raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
     if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:

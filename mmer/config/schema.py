@@ -323,7 +323,9 @@ class TextConfig:
 
     # minilm: pretrained all-MiniLM-L6-v2 (384-d) from an installed package, offline;
     # scratch: a small transformer trained from scratch (no weights needed).
-    encoder: Literal["minilm", "scratch"] = "minilm"
+    # mpnet: pretrained all-mpnet-base-v2 (768-d; python -m mmer.weights fetch mpnet puts it
+    # in backbone.weights_dir), or the layout of text.model_dir's config.json.
+    encoder: Literal["minilm", "mpnet", "scratch"] = "minilm"
     # minilm only: train the transformer (else its sentence embeddings are cached once).
     finetune: bool = False
     max_tokens: int = 64
@@ -366,6 +368,25 @@ class TextConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Cached-trunk fine-tuning of the pretrained text encoder (MiniLM / MPNet).
+
+    The frozen blocks below the cut run once per distinct text; their output states are
+    cached (fp16, mmer/features/trunk.py) and each epoch trains only the top blocks.
+    """
+
+    # 0: frozen (cached sentence embeddings); K: the top K of the L blocks train over the
+    # cached states entering block L - K; "all": every block, over cached embedding outputs.
+    top_blocks: int | Literal["all"] = 0
+    # Learning rate of the tuned blocks (the model above them uses train.lr).
+    lr: float = 5.0e-5
+    # The tuned block d places below the top gets lr * layer_decay ** d.
+    layer_decay: float = 1.0
+    # Linear warm-up of the tuned blocks' rate, then the run's cosine decay.
+    warmup_epochs: int = 1
+
+
+@dataclass
 class Config:
     """The whole configuration of one run."""
 
@@ -387,5 +408,6 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 

@@ -60,39 +60,55 @@ class TextEmbeddingCache:
         except Exception as err:  # a damaged file fails in many ways; recompute rather than stop
             log.warning("%s: unreadable text embedding cache (%s); recomputing", self.path, err)
             return {}
-        if blob.get("model_id") != self.model_id or blob.get("max_tokens") != self.max_tokens:
-            log.warning("%s: written for %s/t%s, not %s/t%s; ignoring it", self.path,
-                        blob.get("model_id"), blob.get("max_tokens"), self.model_id, self.max_tokens)
+        header = self.header()
+        if any(blob.get(k) != v for k, v in header.items()):
+            log.warning("%s: written for %s, not %s; ignoring it", self.path,
+                        {k: blob.get(k) for k in header}, header)
             return {}
-        return dict(zip(blob["keys"], blob["embeddings"].float(), strict=True))
+        return dict(zip(blob["keys"], self.unpack(blob), strict=True))
+
+    def header(self) -> dict[str, object]:
+        """What the file must have been written for (else it is ignored)."""
+        return {"model_id": self.model_id, "max_tokens": self.max_tokens}
+
+    def pack(self, rows: list[Tensor]) -> dict[str, Tensor]:
+        return {"embeddings": torch.stack(rows).float()}
+
+    def unpack(self, blob: dict) -> list[Tensor]:
+        return list(blob["embeddings"].float())
 
     def save(self, table: dict[str, Tensor]) -> None:
         keys = sorted(table)
-        blob = {"model_id": self.model_id, "max_tokens": self.max_tokens, "keys": keys,
-                "embeddings": torch.stack([table[k] for k in keys]).float()}
+        blob = {**self.header(), "keys": keys, **self.pack([table[k] for k in keys])}
         atomic_save(self.path, lambda tmp: torch.save(blob, tmp))
 
-    def embed(self, texts: Sequence[str], compute: EmbedFn) -> Tensor:
-        """(N, D) float32 embeddings of `texts`; `compute` runs once, on the distinct
-        texts the file lacks ((M,) texts -> (M, D)), and the file is then updated."""
+    def lookup(self, texts: Sequence[str], compute: Callable[[list[str]], list[Tensor]]) -> list[Tensor]:
+        """The cached tensor of each of `texts`; `compute` runs once, on the distinct texts
+        the file lacks ((M,) texts -> M tensors), and the file is then updated."""
         keys = [text_key(t) for t in texts]
         table = self.load()
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):
             if key not in table:
                 todo.setdefault(key, text)
-        log.info("text embeddings: %d texts, %d distinct new ones to embed (%s)",
+        log.info("%s: %d texts, %d distinct new ones to compute (%s)", type(self).__name__,
                  len(texts), len(todo), self.path)
         if todo:
-            vectors = torch.as_tensor(np.asarray(compute(list(todo.values())), dtype=np.float32))
-            if vectors.ndim != 2 or len(vectors) != len(todo):
-                raise BadInput(f"text embedder returned shape {tuple(vectors.shape)} for "
-                                 f"{len(todo)} texts; expected ({len(todo)}, D)")
-            table.update(zip(todo, vectors, strict=True))
+            table.update(zip(todo, compute(list(todo.values())), strict=True))
             self.save(table)
-        if not keys:
-            return torch.zeros(0, 0)
-        return torch.stack([table[k] for k in keys])
+        return [table[k] for k in keys]
+
+    def embed(self, texts: Sequence[str], compute: EmbedFn) -> Tensor:
+        """(N, D) float32 embeddings of `texts` (:meth:`lookup`; `compute`: (M,) texts -> (M, D))."""
+        def rows(batch: list[str]) -> list[Tensor]:
+            vectors = torch.as_tensor(np.asarray(compute(batch), dtype=np.float32))
+            if vectors.ndim != 2 or len(vectors) != len(batch):
+                raise BadInput(f"text embedder returned shape {tuple(vectors.shape)} for "
+                               f"{len(batch)} texts; expected ({len(batch)}, D)")
+            return list(vectors)
+
+        found = self.lookup(texts, rows)
+        return torch.stack(found) if found else torch.zeros(0, 0)
 
 
 def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu") -> Tensor:
@@ -104,7 +120,7 @@ def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu
     :class:`mmer.nets.minilm.TextEncoderUnavailable` when the weights are not installed.
     """
     parts = []
-    for path in minilm_dirs(cfg.text):
+    for path in minilm_dirs(cfg.text, cfg.backbone.weights_dir):
         cache = TextEmbeddingCache.in_dir(cfg.features.cache_dir, minilm_id(path), cfg.text.max_tokens)
 
         def compute(batch: list[str], path: Path = path) -> np.ndarray:
@@ -155,7 +171,7 @@ def with_dialogue_windows(entries: Sequence[dict], cfg: Config) -> list[dict]:
 
 
 def _check_frozen(cfg: Config) -> None:
-    if cfg.text.encoder != "minilm" or cfg.text.finetune:
-        raise ConfigError("a text input from the feature entries is the frozen MiniLM embedding "
-                          "(text.encoder: minilm, text.finetune: false); a trained text encoder "
+    if cfg.text.encoder == "scratch" or cfg.text.finetune:
+        raise ConfigError("a text input from the feature entries is the frozen MiniLM / MPNet "
+                          "embedding (text.encoder: minilm or mpnet, text.finetune: false); a trained text encoder "
                           "runs text-only: model.modalities: [text]")

@@ -6,7 +6,8 @@
    reads no media (text-only MELD), the record's own fields;
 2. the text: the frozen MiniLM sentence embedding (``"text"``), or token ids and mask
    (``"input_ids"``, ``"attention_mask"``) for a trained text encoder, by the tokenizer
-   fitted on the training texts. With ``text.context`` > 0 the text is the utterance's
+   fitted on the training texts, or the cached states of the frozen lower blocks
+   (``"trunk_states"``, :mod:`mmer.features.trunk`) with ``finetune.top_blocks``. With ``text.context`` > 0 the text is the utterance's
    context string (:func:`input_texts`: the target marked, then the preceding utterances
    of its dialogue with speaker names), or, with ``text.dialogue``, a (context + 1, D)
    window of per-utterance embeddings for the dialogue layer;
@@ -24,7 +25,15 @@ from typing import Any
 import torch
 
 from mmer.config import Config
-from mmer.config.keys import TOKEN_KEYS, batch_keys, input_keys, needs_media, uses_tokens
+from mmer.config.keys import (
+    TOKEN_KEYS,
+    TRUNK_KEYS,
+    batch_keys,
+    input_keys,
+    needs_media,
+    uses_tokens,
+    uses_trunk,
+)
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.datasets.visual_table import visual_features, with_visual
@@ -33,6 +42,7 @@ from mmer.features.cache import FeatureCache, record_entry
 from mmer.features.context import context_strings
 from mmer.features.text import with_dialogue_windows, with_text
 from mmer.features.tokenizer import Tokenizer
+from mmer.features.trunk import with_trunk_states
 from mmer.inputs.speaker_norm import speaker_normalise
 from mmer.io import SkipList
 
@@ -121,6 +131,8 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         entries = with_dialogue_windows(entries, cfg)
     elif "text" in keys:
         entries = with_text(entries, cfg, input_texts(cfg, entries))
+    if TRUNK_KEYS[0] in keys:
+        entries = with_trunk_states(entries, cfg, input_texts(cfg, entries))
     if TOKEN_KEYS[0] in keys:
         if tokenizer is None:
             raise BadInput("a trained text encoder needs the run's tokenizer (checkpoint 'tokenizer')")
@@ -129,7 +141,7 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         rows = visual if visual is not None else visual_rows(cfg, records, what)
         entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
     if cfg.model.speaker_norm and entries:  # each side's speakers are its own
-        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS])
+        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS + TRUNK_KEYS])
     return entries
 
 
@@ -144,7 +156,10 @@ def input_texts(cfg: Config, entries: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def text_mode(cfg: Config) -> str | None:
-    """How the model reads text: ``"embedding"`` (frozen MiniLM), ``"tokens"``, or None."""
+    """How the model reads text: ``"embedding"`` (frozen MiniLM), ``"tokens"``, ``"trunk"``
+    (cached trunk states, ``finetune.top_blocks``), or None."""
     if "text" not in input_keys(cfg.model).values():
         return None
+    if uses_trunk(cfg):
+        return "trunk"
     return "tokens" if uses_tokens(cfg.text) else "embedding"

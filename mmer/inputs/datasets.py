@@ -271,8 +271,9 @@ def trim_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = default_collate(items)
     if "attention_mask" in batch:
         width = max(int(batch["attention_mask"].sum(1).max()), 1)
-        batch["input_ids"] = batch["input_ids"][:, :width]
-        batch["attention_mask"] = batch["attention_mask"][:, :width]
+        for key in ("input_ids", "attention_mask", "trunk_states"):
+            if key in batch:
+                batch[key] = batch[key][:, :width]
     return batch
 
 

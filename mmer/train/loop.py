@@ -31,6 +31,7 @@ from mmer.io import atomic_write_json, clean_orphans
 from mmer.losses import build_loss
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
+from mmer.nets.sentence_net import TopBlocks
 from mmer.seed import derive_seed, seed_everything, set_deterministic
 from mmer.train import distributed
 from mmer.train.data import FoldData, fold_data
@@ -67,6 +68,8 @@ def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
     layer-wise decay: depth d of L (embeddings 0, transformer layer i at i + 1, the rest
     at L) gets ``finetune_lr * text.layer_decay ** (L - d)``."""
     encoder = getattr(model, "text_encoder", None)
+    if isinstance(encoder, TopBlocks):
+        return top_block_groups(cfg, model, encoder)
     slow = dict(encoder.named_parameters()) if isinstance(encoder, MiniLMEncoder) else {}
     slow_ids = {id(p) for p in slow.values()}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in slow_ids]}]
@@ -79,6 +82,30 @@ def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
             lr = cfg.text.finetune_lr * cfg.text.layer_decay ** (n_layers + 1 - depth)
             groups.append({"params": by_depth[depth], "lr": lr})
     return groups
+
+
+def top_block_groups(cfg: Config, model: torch.nn.Module, top: TopBlocks) -> list[dict[str, Any]]:
+    """``train.lr`` for the model above the encoder; the tuned block d places below the
+    top at ``finetune.lr * finetune.layer_decay ** d`` (MPNet's shared relative bias with
+    the lowest tuned block), each group marked ``tuned`` for its own warm-up."""
+    tuned = {id(p) for p in top.parameters()}
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in tuned]}]
+    n = len(top.blocks)
+    for i, block in enumerate(top.blocks):
+        params = list(block.parameters()) + (list(top.rel.parameters()) if i == 0 and top.rel else [])
+        groups.append({"params": params, "lr": cfg.finetune.lr * cfg.finetune.layer_decay ** (n - 1 - i),
+                       "tuned": True})
+    return groups
+
+
+def make_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up + cosine per group: ``train.warmup_epochs`` for the model, and
+    ``finetune.warmup_epochs`` for tuned encoder blocks (groups marked ``tuned``)."""
+    t = cfg.train
+    total = steps * t.epochs
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [
+        lr_lambda(total, steps * (cfg.finetune.warmup_epochs if g.get("tuned") else t.warmup_epochs))
+        for g in optimizer.param_groups])
 
 
 def minilm_depth(name: str, n_layers: int) -> int:
@@ -175,8 +202,7 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
     model, loss_fn = _model_and_loss(cfg, data, device)
     optimizer = make_optimizer(cfg, model)
     steps = len(train_loader(train_set, t, seed=t.seed, epoch=0))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(steps * t.epochs, steps * t.warmup_epochs))
+    scheduler = make_scheduler(cfg, optimizer, steps)
     state = {"config": config_to_dict(cfg), "split": data.split, "label_names": data.label_names,
              "input_shapes": {k: list(v) for k, v in train_set.input_shapes.items()},
              "extra_classes": data.extra_classes, "git": git_info(Path(__file__).parent),
