@@ -4,8 +4,9 @@ Clips already in the cache are skipped, so a killed run resumes where it stopped
 Decoding and snippet/segment building run in DataLoader workers
 (``features.num_workers``) so they overlap the backbone passes; the backbones see
 ``features.batch_size`` snippets (or segments) per forward pass, gathered from
-several clips. A clip that cannot be used is listed with its reason in
-``skipped.tsv`` in the cache folder and the job carries on.
+several clips. A clip that cannot be used (:func:`mmer.errors.is_bad_input`) is listed
+with its reason in ``skipped.tsv`` in the cache folder and the job carries on; any other
+error stops the job with its traceback, naming the clip.
 
 Several processes can share the work (:mod:`mmer.features.claims`): ``shard=(i, n)``
 takes every n-th clip; independent processes on one cache claim each clip before decoding
@@ -33,6 +34,7 @@ from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
+from mmer.errors import is_bad_input
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
@@ -163,7 +165,10 @@ class ClipDataset(Dataset):
             inputs = prepare_clip(record, self.cfg, video=self.video, audio=self.audio,
                                   cropper=self._cropper, functionals=self._functionals)
             return {"index": index, **inputs}
-        except Exception as err:  # anything raised here would kill the worker and the job
+        except Exception as err:
+            if not is_bad_input(err):  # a bug: stop the job with its traceback, naming the clip
+                err.add_note(f"while preparing clip {record.path}")
+                raise
             reason = str(err) if str(record.path) in str(err) else f"{record.path}: {err}"
             return {"index": index, "error": f"{type(err).__name__}: {reason}"}
 
