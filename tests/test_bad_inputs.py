@@ -12,6 +12,7 @@ resume and compare with an uninterrupted run.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ import yaml
 
 import evaluate as evaluate_cli
 import train as train_cli
+from mmer.cli import load_args_config
 from mmer.cli.extract import main as extract_main
 from mmer.cli.inspect import main as inspect_main
 from mmer.cli.predict import main as predict_main
@@ -463,10 +465,30 @@ def test_random_bytes_checkpoint_is_one_line(tmp_path, caplog, capsys):
     (["model.fusion=concatenate"], "model.fusion"),
     (["train.lr=[1, 2"], "not valid YAML"),                         # bad --set YAML
     (["video.size=big"], "video.size"),
+    (["train.epochs=0"], "train.epochs must be 1 or more"),
+    (["train.epochs=-3"], "train.epochs must be 1 or more"),
+    (["train.batch_size=0"], "train.batch_size must be 1 or more"),
+    (["features.batch_size=0"], "features.batch_size must be 1 or more"),
+    (["train.m_per_class=0"], "train.m_per_class must be 1 or more"),
 ])
 def test_config_mistakes_are_one_line(corpus, caplog, sets, needle):
     assert train_cli.main(_train_argv(corpus.config, *sets)) == 2
     _one_error(caplog, needle)
+
+
+def test_meld_refuses_speaker_norm_and_warns_of_ignored_settings(caplog, capsys):
+    meld = str(PROJECT / "configs" / "meld.yaml")
+    assert inspect_main(["--config", meld, "--set", "model.speaker_norm=true", "--text-only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.speaker_norm" in err[0], err
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="mmer")
+    cfg = load_args_config(argparse.Namespace(config=meld, overrides=[
+        "split.n_folds=3", "text.finetune=false", "text.layer_decay=0.8", "text.freeze_epochs=0"]))
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "split.n_folds" in warned and "text.layer_decay" in warned, warned
+    assert "text.freeze_epochs" not in warned and "text.finetune_lr" not in warned  # defaults
+    assert cfg.split.n_folds == 3
 
 
 def test_non_utf8_config_is_one_line(tmp_path, caplog, capsys):

@@ -230,6 +230,7 @@ class MeldAdapter(DatasetAdapter):
     tasks = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
     selection_metric = "weighted_f1"
     fixed_split = True
+    speakers_cross_parts = True
     part_of_split = {"train": "train", "dev": "val", "test": "test"}
 
     def records(self, cfg: Config, *, require_media: bool = True) -> tuple[list[ClipRecord], SkipList]:
