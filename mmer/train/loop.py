@@ -208,9 +208,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
             state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), metrics=row)
             if _improves(best, val_m, key):
+                # Without validation clips the val_* scores are None: never measured.
                 best = {"epoch": epoch + 1, "selected_by": f"val_{key}" if val_m else "last epoch (no validation)",
-                        "val_uar": -1.0,
-                        "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
+                        "val_uar": None, "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
                 if ctx.is_main:
                     save_checkpoint(out_dir / "best.pt", dict(state, best=best))
             if ctx.is_main:
