@@ -36,7 +36,8 @@ from mmer.cli import load_args_config
 from mmer.cli.extract import main as extract_main
 from mmer.cli.inspect import main as inspect_main
 from mmer.cli.predict import main as predict_main
-from mmer.config import config_from_dict, load_config
+from mmer.config import MeldConfig, config_from_dict, load_config
+from mmer.datasets.meld import MeldError, meld_records, read_meld_csv
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import extract
 from mmer.io import SkipList, atomic_path, clean_orphans
@@ -525,6 +526,39 @@ def test_bad_meld_csvs(tmp_path, capsys, csv, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
     assert needle in err[0] or "train_sent_emo.csv" in err[0], err
+
+
+_MELD_HEADER = ("Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,"
+                "StartTime,EndTime")
+
+
+def _meld_row(sr: int, speaker: str) -> str:
+    return f'{sr},Hi!,{speaker},joy,positive,0,{sr},1,1,"00:00:01,000","00:00:02,000"'
+
+
+def test_utf16_meld_csv_is_read_and_nul_bytes_without_a_mark_are_one_line(tmp_path):
+    folder = tmp_path / ODD
+    folder.mkdir()
+    text = "\n".join([_MELD_HEADER, _meld_row(1, "Joey"), _meld_row(2, "Rachel")]) + "\n"
+    (folder / "utf8.csv").write_text(text, encoding="utf-8")
+    (folder / "utf16.csv").write_text(text, encoding="utf-16")        # with a byte-order mark
+    assert read_meld_csv(folder / "utf16.csv") == read_meld_csv(folder / "utf8.csv")
+    (folder / "bare16.csv").write_bytes(text.encode("utf-16-le"))     # no mark
+    with pytest.raises(MeldError) as err:
+        read_meld_csv(folder / "bare16.csv")
+    assert "bare16.csv" in str(err.value) and "save it as UTF-8" in str(err.value)
+    assert "\x00" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_meld_speaker_with_a_nul_byte_is_the_same_speaker(tmp_path, caplog):
+    folder = tmp_path / ODD
+    folder.mkdir()
+    rows = [_MELD_HEADER, _meld_row(1, "Joey"), _meld_row(2, "Joey\x00"), _meld_row(3, "Jo\tey ")]
+    (folder / "train_sent_emo.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="mmer")
+    records, _ = meld_records(MeldConfig(root=str(folder)), "train", require_clips=False)
+    assert [r.speaker for r in records] == ["Joey"] * 3
+    assert "control characters" in caplog.text
 
 
 # ------------------------------------------------------------------ faults: signals
