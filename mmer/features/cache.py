@@ -192,7 +192,7 @@ class FeatureCache:
         """Write `entry` for `record` atomically; returns the entry's path."""
         path = self.path_for(record)
         compact = {k: compact_tensor(v) for k, v in entry.items()}
-        atomic_save(path, lambda tmp: torch.save(compact, tmp))
+        atomic_save(path, lambda fh: torch.save(compact, fh))
         return path
 
     def load_all(self, records: Sequence[ClipRecord]) -> tuple[list[dict[str, Any]], list[ClipRecord]]:

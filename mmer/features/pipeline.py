@@ -42,7 +42,7 @@ from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary,
 from mmer.features.mtcnn import make_detector
 from mmer.features.video import FaceDetector, face_detector_name, snippet_views
 from mmer.features.whisper import whisper_window
-from mmer.io import SkipList, clean_orphans
+from mmer.io import SkipList, WriteError, clean_orphans, writable_folder
 from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,10 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     every = records
     records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
-    clean_orphans(cache.dir)
+    read_only = cache.dir.is_dir() and not os.access(cache.dir, os.W_OK)
+    if not read_only:
+        writable_folder(cache.dir)  # before the backbones load: one line naming the folder
+        clean_orphans(cache.dir)
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
@@ -203,6 +206,8 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     summary.ids["cached"] = [r.clip_id for r in records if r.path is not None and r.clip_id not in waiting]
     log.info("%d clips, %d already cached in %s, %d to extract",
              len(records), summary.cached, cache.dir, len(todo))
+    if read_only:
+        return _read_only(cache, todo, summary, start)
     dev = resolve_device(device or cfg.features.device)
     try:
         if todo:
@@ -218,6 +223,18 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
         if len(summary.flagged):
             merge_skip_file(skip_file.with_name("flagged" + skip_file.name[7:]), summary.flagged)
         _record(cache, summary, started, shard)
+    return summary
+
+
+def _read_only(cache: FeatureCache, todo: list[ClipRecord], summary: ExtractSummary,
+               start: float) -> ExtractSummary:
+    """A cache folder this process cannot write: fine when nothing is left to extract (no
+    claim, skip list or summary is written), else one line naming it."""
+    if todo:
+        raise WriteError(f"{cache.dir}: this folder is not writable and {len(todo)} clips are "
+                         "not extracted yet; make it writable or set features.cache_dir")
+    log.info("%s is read-only and complete: nothing to write", cache.dir)
+    summary.seconds = time.perf_counter() - start
     return summary
 
 

@@ -70,7 +70,7 @@ class TextEmbeddingCache:
         keys = sorted(table)
         blob = {"model_id": self.model_id, "max_tokens": self.max_tokens, "keys": keys,
                 "embeddings": torch.stack([table[k] for k in keys]).float()}
-        atomic_save(self.path, lambda tmp: torch.save(blob, tmp))
+        atomic_save(self.path, lambda fh: torch.save(blob, fh))
 
     def embed(self, texts: Sequence[str], compute: EmbedFn) -> Tensor:
         """(N, D) float32 embeddings of `texts`; `compute` runs once, on the distinct

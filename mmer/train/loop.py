@@ -27,7 +27,7 @@ from mmer.datasets import get_adapter
 from mmer.device import resolve_device
 from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
 from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
-from mmer.io import atomic_write_json, clean_orphans
+from mmer.io import atomic_write_json, clean_orphans, writable_folder
 from mmer.losses import build_loss
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
@@ -282,7 +282,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
 
 
 def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     clean_orphans(out_dir)  # temporary files of a killed run (last.pt, config.yaml, ...)
     g = state["git"]
     log.info("git %s%s", g["sha"], " (dirty: uncommitted changes)" if g["dirty"] else "")

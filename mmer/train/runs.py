@@ -55,7 +55,7 @@ def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """``torch.save`` `state` atomically (a kill mid-write leaves the previous file)."""
-    atomic_save(path, lambda tmp: torch.save(dict(state, format=CHECKPOINT_FORMAT), tmp))
+    atomic_save(path, lambda fh: torch.save(dict(state, format=CHECKPOINT_FORMAT), fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def write_reference(out_dir: str | Path, checkpoint: str, epoch: Any, out: Mappi
         "labels": torch.as_tensor(out["labels"]), "clip_ids": list(clip_ids), "speakers": list(speakers)}
     if probe is not None:
         ref["probe"] = dict(probe)
-    atomic_save(path, lambda tmp: torch.save(ref, tmp))
+    atomic_save(path, lambda fh: torch.save(ref, fh))
     return path
 
 
