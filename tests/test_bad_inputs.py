@@ -13,6 +13,7 @@ resume and compare with an uninterrupted run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -327,14 +328,21 @@ def test_cut_and_damaged_entries_are_redone(corpus, tmp_path):
     whole = torch.load(first, weights_only=True)
     data = first.read_bytes()
     first.write_bytes(data[: len(data) // 2])                    # cut: found by the cheap check
+    whole_second = torch.load(second, weights_only=True)
     data = bytearray(second.read_bytes())
     data[200:400] = b"\x00" * 200                                 # damaged inside: found by --verify
     second.write_bytes(bytes(data))
+    with pytest.raises(Exception):  # noqa: B017 - a damaged file fails in many ways
+        torch.load(second, weights_only=True)
     summary = extract(cfg, progress=False)
     assert summary.done == 1 and torch.equal(torch.load(first, weights_only=True)["video"], whole["video"])
     cfg_file = _write_config(tmp_path / "c.yaml", _settings(corpus.root, tmp_path, ravdess={"actors": [3]}))
     assert extract_main(["--config", str(cfg_file), "--verify"]) == 0
-    torch.load(second, weights_only=True)
+    redone = torch.load(second, weights_only=True)                 # readable, as a fresh extraction
+    assert redone["clip_id"] == whole_second["clip_id"]
+    for key, value in whole_second.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(redone[key], value), key
     _no_tmp(cache.dir)
 
 
@@ -426,25 +434,34 @@ def test_predict_on_bad_clips_one_line_each(trained, corpus, capsys):
         assert len(err) == 1 and kind.name in err[0] and "Traceback" not in err[0], err
 
 
+@contextlib.contextmanager
+def _moved_away(paths: list[Path]):
+    """Rename each of `paths` that exists aside for the block, then back."""
+    away = [(p, p.with_name(p.name + "-moved-away")) for p in paths if p.exists()]
+    for here, there in away:
+        here.rename(there)
+    try:
+        yield
+    finally:
+        for here, there in away:
+            there.rename(here)
+
+
 def test_predict_from_a_copied_run_folder(trained, corpus, tmp_path, capsys):
     copy = tmp_path / "copied"
     shutil.copytree(trained, copy)
     clip = tmp_path / "clip.mp4"
     shutil.copy(sorted((corpus.root / "Actor_03").glob("*.mp4"))[0], clip)
-    moved = corpus.root.parent.with_name("moved-away")
-    corpus.root.parent.rename(moved)                        # the training data is gone
-    try:
+    # The training data, the feature cache, the weights folder and the original run are gone.
+    gone = [corpus.root.parent, corpus.base / "cache", corpus.base / "weights", trained]
+    assert all(p.is_dir() for p in (corpus.root.parent, corpus.base / "cache", trained))
+    with _moved_away(gone):
         assert predict_main([str(clip), "--run", str(copy), "--json"]) == 0
-    finally:
-        moved.rename(corpus.root.parent)
     captured = capsys.readouterr()
     assert '"prediction"' in captured.out
     (copy / "fold_0" / "reference.pt").unlink()
-    corpus.root.parent.rename(moved)
-    try:
+    with _moved_away(gone):
         assert predict_main([str(clip), "--run", str(copy)]) == 2
-    finally:
-        moved.rename(corpus.root.parent)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reference.pt" in err[0] and "evaluate.py" in err[0], err
 
