@@ -9,8 +9,15 @@
   (e.g. a non-finite loss); entry points exit 1.
 
 Anything else is a programming error and keeps its traceback.
+
+:func:`is_bad_input` is the one rule a batch job (extraction, anything that loops over
+clips) applies to what one item raised: bad input is skipped and listed with its reason;
+anything else stops the job with its traceback, naming the item.
 """
 from __future__ import annotations
+
+import av
+import soundfile
 
 
 class BadInput(ValueError):
@@ -23,3 +30,12 @@ class ConfigError(BadInput):
 
 class TrainingStopped(RuntimeError):
     """Training stopped on purpose (the message says why and what was kept)."""
+
+
+# What decoding a broken file raises when a decoder's own error escapes our wrappers.
+DECODER_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, soundfile.SoundFileError)
+
+
+def is_bad_input(err: BaseException) -> bool:
+    """True when `err` says the input is unusable (skip it), False when it is a bug (stop)."""
+    return isinstance(err, (BadInput, *DECODER_ERRORS))

@@ -7,6 +7,7 @@ file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -16,7 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from mmer.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,68 @@ def _current_umask() -> int:
     return mask
 
 
+# What a write into a full, read-only or misplaced folder raises: the place, not the program.
+PLACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.ENOTDIR, errno.EEXIST})
+
+
+class WriteError(BadInput):
+    """A file could not be written where it belongs (full disk, read-only folder, a file
+    standing where a folder should be); the message names the folder and the cause."""
+
+
+def _place_error(folder: Path, name: str, err: OSError) -> WriteError:
+    return WriteError(f"{folder}: cannot write {name} there "
+                      f"({err.strerror or os.strerror(err.errno)}); nothing was half-written")
+
+
+def writable_folder(folder: str | Path) -> Path:
+    """Make `folder` (and its parents) if missing; raise :class:`WriteError` naming it when
+    it cannot be made or written into (a file in the way, a read-only place, a full disk)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno not in PLACE_ERRNOS:
+            raise
+        raise WriteError(f"{folder}: cannot make this folder ({err.strerror}; is a file "
+                         "standing where it or a parent folder should be?)") from None
+    if not os.access(folder, os.W_OK):
+        raise WriteError(f"{folder}: this folder is not writable")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
+
+    A full disk or a read-only or misplaced folder raises :class:`WriteError` (one line
+    naming the folder); the temporary file is removed and `path` keeps what it held."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(path.parent)
+    try:
+        with _atomic_path(path) as tmp:
+            yield tmp
+    except Exception as err:
+        cause = _place_cause(err)
+        if cause is None:
+            raise
+        raise _place_error(path.parent, path.name, cause) from None
+
+
+def _place_cause(err: BaseException | None) -> OSError | None:
+    """The full-disk or read-only ``OSError`` behind `err`, if any: torch.save turns the
+    one its Python file raised into ``RuntimeError: ... unexpected pos``, raised while
+    handling it."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in PLACE_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     # Held while the file is written: clean_orphans leaves a locked temporary file alone,
     # and the kernel drops the lock when the writer dies (kill -9 included).
@@ -76,11 +136,7 @@ def clean_orphans(folder: str | Path) -> list[Path]:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    atomic_save(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -92,10 +148,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def atomic_save(path: str | Path, writer: Callable[[Path], None]) -> None:
-    """Run `writer(tmp_path)` (e.g. ``lambda p: torch.save(obj, p)``) and rename atomically."""
+def atomic_save(path: str | Path, writer: Callable[[BinaryIO], Any]) -> None:
+    """Run `writer(fh)` on a temporary file open for writing (e.g. ``lambda fh:
+    torch.save(obj, fh)``), flush it to disk and rename it onto `path`. Through a Python
+    file a full disk raises ``OSError`` (ENOSPC), which :func:`atomic_path` names."""
     with atomic_path(path) as tmp:
-        writer(tmp)
+        with open(tmp, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ resume and compare with an uninterrupted run.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
 import os
@@ -31,10 +33,12 @@ import yaml
 
 import evaluate as evaluate_cli
 import train as train_cli
+from mmer.cli import load_args_config
 from mmer.cli.extract import main as extract_main
 from mmer.cli.predict import main as predict_main
 from mmer.cli.survey import main as survey_main
-from mmer.config import config_from_dict, load_config
+from mmer.config import MeldConfig, config_from_dict, load_config
+from mmer.datasets.meld import MeldError, meld_records, read_meld_csv
 from mmer.features.cache import FeatureCache
 from mmer.features.pipeline import extract
 from mmer.io import SkipList, atomic_path, clean_orphans
@@ -324,14 +328,21 @@ def test_cut_and_damaged_entries_are_redone(corpus, tmp_path):
     whole = torch.load(first, weights_only=True)
     data = first.read_bytes()
     first.write_bytes(data[: len(data) // 2])                    # cut: found by the cheap check
+    whole_second = torch.load(second, weights_only=True)
     data = bytearray(second.read_bytes())
     data[200:400] = b"\x00" * 200                                 # damaged inside: found by --verify
     second.write_bytes(bytes(data))
+    with pytest.raises(Exception):  # noqa: B017 - a damaged file fails in many ways
+        torch.load(second, weights_only=True)
     summary = extract(cfg, progress=False)
     assert summary.done == 1 and torch.equal(torch.load(first, weights_only=True)["video"], whole["video"])
     cfg_file = _write_config(tmp_path / "c.yaml", _settings(corpus.root, tmp_path, ravdess={"actors": [3]}))
     assert extract_main(["--config", str(cfg_file), "--verify"]) == 0
-    torch.load(second, weights_only=True)
+    redone = torch.load(second, weights_only=True)                 # readable, as a fresh extraction
+    assert redone["clip_id"] == whole_second["clip_id"]
+    for key, value in whole_second.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(redone[key], value), key
     _no_tmp(cache.dir)
 
 
@@ -423,25 +434,34 @@ def test_predict_on_bad_clips_one_line_each(trained, corpus, capsys):
         assert len(err) == 1 and kind.name in err[0] and "Traceback" not in err[0], err
 
 
+@contextlib.contextmanager
+def _moved_away(paths: list[Path]):
+    """Rename each of `paths` that exists aside for the block, then back."""
+    away = [(p, p.with_name(p.name + "-moved-away")) for p in paths if p.exists()]
+    for here, there in away:
+        here.rename(there)
+    try:
+        yield
+    finally:
+        for here, there in away:
+            there.rename(here)
+
+
 def test_predict_from_a_copied_run_folder(trained, corpus, tmp_path, capsys):
     copy = tmp_path / "copied"
     shutil.copytree(trained, copy)
     clip = tmp_path / "clip.mp4"
     shutil.copy(sorted((corpus.root / "Actor_03").glob("*.mp4"))[0], clip)
-    moved = corpus.root.parent.with_name("moved-away")
-    corpus.root.parent.rename(moved)                        # the training data is gone
-    try:
+    # The training data, the feature cache, the weights folder and the original run are gone.
+    gone = [corpus.root.parent, corpus.base / "cache", corpus.base / "weights", trained]
+    assert all(p.is_dir() for p in (corpus.root.parent, corpus.base / "cache", trained))
+    with _moved_away(gone):
         assert predict_main([str(clip), "--run", str(copy), "--json"]) == 0
-    finally:
-        moved.rename(corpus.root.parent)
     captured = capsys.readouterr()
     assert '"prediction"' in captured.out
     (copy / "fold_0" / "reference.pt").unlink()
-    corpus.root.parent.rename(moved)
-    try:
+    with _moved_away(gone):
         assert predict_main([str(clip), "--run", str(copy)]) == 2
-    finally:
-        moved.rename(corpus.root.parent)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reference.pt" in err[0] and "evaluate.py" in err[0], err
 
@@ -463,10 +483,30 @@ def test_random_bytes_checkpoint_is_one_line(tmp_path, caplog, capsys):
     (["model.fusion=concatenate"], "model.fusion"),
     (["train.lr=[1, 2"], "not valid YAML"),                         # bad --set YAML
     (["video.size=big"], "video.size"),
+    (["train.epochs=0"], "train.epochs must be 1 or more"),
+    (["train.epochs=-3"], "train.epochs must be 1 or more"),
+    (["train.batch_size=0"], "train.batch_size must be 1 or more"),
+    (["features.batch_size=0"], "features.batch_size must be 1 or more"),
+    (["train.m_per_class=0"], "train.m_per_class must be 1 or more"),
 ])
 def test_config_mistakes_are_one_line(corpus, caplog, sets, needle):
     assert train_cli.main(_train_argv(corpus.config, *sets)) == 2
     _one_error(caplog, needle)
+
+
+def test_meld_refuses_speaker_norm_and_warns_of_ignored_settings(caplog, capsys):
+    meld = str(PROJECT / "configs" / "meld.yaml")
+    assert survey_main(["--config", meld, "--set", "model.speaker_norm=true", "--text-only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.speaker_norm" in err[0], err
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="mmer")
+    cfg = load_args_config(argparse.Namespace(config=meld, overrides=[
+        "split.n_folds=3", "text.finetune=false", "text.layer_decay=0.8", "text.freeze_epochs=0"]))
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "split.n_folds" in warned and "text.layer_decay" in warned, warned
+    assert "text.freeze_epochs" not in warned and "text.finetune_lr" not in warned  # defaults
+    assert cfg.split.n_folds == 3
 
 
 def test_non_utf8_config_is_one_line(tmp_path, caplog, capsys):
@@ -503,6 +543,39 @@ def test_bad_meld_csvs(tmp_path, capsys, csv, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
     assert needle in err[0] or "train_sent_emo.csv" in err[0], err
+
+
+_MELD_HEADER = ("Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,"
+                "StartTime,EndTime")
+
+
+def _meld_row(sr: int, speaker: str) -> str:
+    return f'{sr},Hi!,{speaker},joy,positive,0,{sr},1,1,"00:00:01,000","00:00:02,000"'
+
+
+def test_utf16_meld_csv_is_read_and_nul_bytes_without_a_mark_are_one_line(tmp_path):
+    folder = tmp_path / ODD
+    folder.mkdir()
+    text = "\n".join([_MELD_HEADER, _meld_row(1, "Joey"), _meld_row(2, "Rachel")]) + "\n"
+    (folder / "utf8.csv").write_text(text, encoding="utf-8")
+    (folder / "utf16.csv").write_text(text, encoding="utf-16")        # with a byte-order mark
+    assert read_meld_csv(folder / "utf16.csv") == read_meld_csv(folder / "utf8.csv")
+    (folder / "bare16.csv").write_bytes(text.encode("utf-16-le"))     # no mark
+    with pytest.raises(MeldError) as err:
+        read_meld_csv(folder / "bare16.csv")
+    assert "bare16.csv" in str(err.value) and "save it as UTF-8" in str(err.value)
+    assert "\x00" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_meld_speaker_with_a_nul_byte_is_the_same_speaker(tmp_path, caplog):
+    folder = tmp_path / ODD
+    folder.mkdir()
+    rows = [_MELD_HEADER, _meld_row(1, "Joey"), _meld_row(2, "Joey\x00"), _meld_row(3, "Jo\tey ")]
+    (folder / "train_sent_emo.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="mmer")
+    records, _ = meld_records(MeldConfig(root=str(folder)), "train", require_clips=False)
+    assert [r.speaker for r in records] == ["Joey"] * 3
+    assert "control characters" in caplog.text
 
 
 # ------------------------------------------------------------------ faults: signals

@@ -82,8 +82,7 @@ def test_failed_write_leaves_no_entry(tmp_path, monkeypatch):
     real_save = torch.save
 
     def half_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half an entry")
+        f.write(b"PK\x03\x04 half an entry")
         raise OSError("killed mid-write")
 
     monkeypatch.setattr(torch, "save", half_save)

@@ -89,8 +89,7 @@ def test_killed_run_leaves_no_partial_entry_and_rerun_does_the_rest(dataset, tmp
     def dying_save(obj, f, *args, **kwargs):
         calls.append(f)
         if len(calls) == 3:  # the third entry: write part of it, then "die"
-            with open(f, "wb") as fh:
-                fh.write(b"PK\x03\x04 partial")
+            f.write(b"PK\x03\x04 partial")
             raise KeyboardInterrupt("killed mid-write")
         return real_save(obj, f, *args, **kwargs)
 

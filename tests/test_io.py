@@ -19,8 +19,8 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path):
     target = tmp_path / "a.bin"
     atomic_write_text(target, "old")
 
-    def broken(path):
-        path.write_bytes(b"half")
+    def broken(fh):
+        fh.write(b"half")
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):

@@ -69,6 +69,19 @@ def test_refit_without_validation_actors_is_refused(data, caplog):
     assert "train.refit needs validation clips" in caplog.text
 
 
+def test_a_run_without_validation_says_so(data):
+    root, args, _ = data
+    assert train.main([*args, "--set", "split.n_val_actors=0", "--run-name", "noval", "--folds", "all",
+                       "--extract"]) == 0
+    best = load_checkpoint(root / "runs" / "noval" / "fold_0" / "best.pt")["best"]
+    assert best["val_uar"] is None and best["selected_by"] == "last epoch (no validation)"
+    summary = json.loads((root / "runs" / "noval" / "summary.json").read_text())
+    assert summary["val_uar"]["mean"] is None and summary["test_accuracy"]["mean"] is not None
+    table = (root / "runs" / "noval" / "summary.md").read_text()
+    assert "no validation" in table and "-1.0000" not in table, table
+    assert evaluate.main(["--run", str(root / "runs" / "noval"), "--no-plots"]) == 0
+
+
 def test_an_ensemble_run_is_evaluated_like_any_other(data):
     root, args, _ = data
     assert train.main([*args, "--set", "model.ensemble=3", "--run-name", "ens", "--extract"]) == 0

@@ -88,6 +88,33 @@ def test_a_constant_channel_becomes_zero_and_a_missing_speaker_is_named():
         speaker_normalise([{"clip_id": "c9", "speaker": "", "visual": torch.ones(2)}], ["visual"])
 
 
+def test_speakers_with_too_few_clips_are_named_or_refused(caplog):
+    entries = [{"clip_id": f"c{i}", "speaker": s, "visual": torch.tensor([float(i), 1.0])}
+               for i, s in enumerate(["lone", "pair", "pair", "many", "many", "many"])]
+    caplog.set_level("WARNING", logger="mmer")
+    speaker_normalise(entries, ["visual"], min_clips=3)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "2 of 3 speakers" in warned[0], warned
+    assert "lone (1)" in warned[0] and "pair (2)" in warned[0] and "many" not in warned[0]
+    with pytest.raises(ValueError, match="fewer than 3 clips.*lone"):
+        speaker_normalise(entries, ["visual"], min_clips=3, refuse_few=True)
+    caplog.clear()
+    speaker_normalise(entries, ["visual"], min_clips=1)
+    assert not caplog.records
+
+
+def test_the_builder_passes_the_speaker_norm_settings(monkeypatch):
+    from mmer.config import config_from_dict
+    from mmer.inputs import builder
+    seen = {}
+    monkeypatch.setattr(builder, "batch_keys", lambda cfg: ["visual"])
+    monkeypatch.setattr(builder, "speaker_normalise", lambda e, k, **kw: seen.update(kw) or list(e))
+    cfg = config_from_dict({"model": {"speaker_norm": True, "speaker_norm_min_clips": 7,
+                                      "speaker_norm_few_clips": "refuse"}})
+    builder.finish_entries(cfg, [{"clip_id": "a", "speaker": "1"}], [], "test", visual={"a": torch.ones(2)})
+    assert seen == {"min_clips": 7, "refuse_few": True}
+
+
 def _voice(f0: float, sr: int = 16000, seconds: float = 1.5) -> np.ndarray:
     """A vowel-like harmonic tone at `f0` Hz with a slow loudness swell."""
     t = np.arange(int(sr * seconds)) / sr

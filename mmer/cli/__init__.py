@@ -23,8 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mmer.config import Config, load_config
+from mmer.config.loading import ignored_settings
 from mmer.datasets import get_adapter
-from mmer.errors import BadInput, TrainingStopped
+from mmer.errors import BadInput, ConfigError, TrainingStopped
 
 log = logging.getLogger("mmer")
 
@@ -48,8 +49,21 @@ def add_config_args(parser: argparse.ArgumentParser, *, required: bool = True,
 def load_args_config(args: argparse.Namespace) -> Config:
     """The config of ``--config``/``--set``, its dataset checked against the registry."""
     cfg = load_config(args.config, args.overrides)
-    get_adapter(cfg)
+    check_for_corpus(cfg)
     return cfg
+
+
+def check_for_corpus(cfg: Config) -> None:
+    """What the corpus's adapter says of `cfg`: ``model.speaker_norm`` is refused where a
+    speaker appears in several parts; a setting this corpus never reads is warned about."""
+    adapter = get_adapter(cfg)
+    if cfg.model.speaker_norm and adapter.speakers_cross_parts:
+        raise ConfigError(f"model.speaker_norm: the speakers of {adapter.name} appear in several "
+                          "parts of its split, so their statistics would cross train and test; "
+                          "set model.speaker_norm=false")
+    for key in ignored_settings(cfg, fixed_split=adapter.fixed_split):
+        log.warning("%s is set but not used by this config (%s)", key,
+                    "its split is fixed" if key.startswith("split.") else "text.finetune is false")
 
 
 def _tolerant_output() -> None:

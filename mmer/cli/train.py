@@ -28,6 +28,7 @@ from mmer.datasets import get_adapter
 from mmer.device import apply_threads
 from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
+from mmer.io import writable_folder
 from mmer.train import distributed
 from mmer.train.chain import resolve_stage1
 from mmer.train.loop import run_fold
@@ -62,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, cfg, ctx: distributed.DistContext) -> int:
     if get_adapter(cfg).fixed_split and args.folds == "all":
         raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
+    writable_folder(cfg.train.runs_dir)  # before extraction and data: one line naming it
     if args.extract:
         extract(cfg, shard=(ctx.rank, ctx.world_size), progress=ctx.is_main)
         distributed.barrier()

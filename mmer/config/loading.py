@@ -175,6 +175,32 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
     if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:
         raise ConfigError(f"train.lr: expected a positive learning rate, got {cfg.train.lr!r}")
+    for key, least in AT_LEAST.items():
+        value = _leaf(cfg, key)
+        if value < least:
+            raise ConfigError(f"{key} must be {least} or more, got {value}")
+
+
+# Counts that make no sense below a bound (0 epochs would train nothing and write no best.pt).
+AT_LEAST = {"train.epochs": 1, "train.batch_size": 1, "train.m_per_class": 1,
+            "train.warmup_epochs": 0, "train.num_workers": 0, "features.batch_size": 1,
+            "features.num_workers": 0, "model.ensemble": 1, "model.speaker_norm_min_clips": 1}
+
+
+def ignored_settings(cfg: Config, *, fixed_split: bool) -> list[str]:
+    """The keys set to a non-default value that this config never reads: the fine-tuning
+    settings of ``text.*`` without ``text.finetune``, ``split.*`` for a corpus with a
+    `fixed_split`."""
+    keys = [] if cfg.text.finetune else [f"text.{k}" for k in ("finetune_lr", "layer_decay", "freeze_epochs")]
+    if fixed_split:
+        keys += [f"split.{f.name}" for f in dataclasses.fields(cfg.split)]
+    defaults = Config()
+    return [k for k in keys if _leaf(cfg, k) != _leaf(defaults, k)]
+
+
+def _leaf(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

@@ -232,6 +232,10 @@ class ModelConfig:
     # Standardise every input per speaker with that speaker's own clips (transductive:
     # test speakers use their unlabelled test clips); see mmer/inputs/speaker_norm.py.
     speaker_norm: bool = False
+    # A speaker with fewer clips than this gets statistics from too few clips (one clip:
+    # a zero std, only centred): "warn" names them, "refuse" stops with exit 2.
+    speaker_norm_min_clips: int = 5
+    speaker_norm_few_clips: Literal["warn", "refuse"] = "warn"
     # Deep ensemble: this many independently initialised copies of the model, trained
     # side by side on the same batches; evaluation averages their softmax probabilities
     # and joins their embeddings (see mmer/models/build.py EnsembleModel).

@@ -40,6 +40,9 @@ class DatasetAdapter:
     selection_metric: str = "uar"
     #: True when the corpus has one fixed train/dev/test split (no folds to choose).
     fixed_split: bool = False
+    #: True when one speaker appears in several parts of the split (MELD's characters are in
+    #: train, dev and test), so per-speaker statistics would cross the parts.
+    speakers_cross_parts: bool = False
 
     # ---------------------------------------------------------------- labels
 

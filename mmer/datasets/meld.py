@@ -12,6 +12,7 @@ touching ordinary text.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -105,7 +106,7 @@ def read_meld_csv(path: str | Path) -> list[dict[str, str]]:
         data = path.read_bytes()
     except OSError as err:
         raise MeldError(f"{path}: cannot read MELD CSV ({err.strerror})") from None
-    reader = csv.reader(io.StringIO(decode_mixed(data), newline=""))
+    reader = csv.reader(io.StringIO(_csv_text(path, data), newline=""))
     header = [name.strip() for name in next(reader, [])]
     missing = [name for name in MELD_COLUMNS if name not in header]
     if missing:
@@ -120,6 +121,24 @@ def read_meld_csv(path: str | Path) -> list[dict[str, str]]:
                             f"the header has {len(header)}")
         rows.append(dict(zip(header, fields, strict=True)))
     return rows
+
+
+def _csv_text(path: Path, data: bytes) -> str:
+    """The text of a MELD CSV: UTF-16 read by its byte-order mark, else UTF-8 with stray
+    cp1252 bytes (:func:`decode_mixed`); a header with NUL bytes but no mark is refused."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise MeldError(f"{path}: UTF-16 that does not decode: save it as UTF-8") from None
+    if b"\x00" in data.split(b"\n", 1)[0]:
+        raise MeldError(f"{path}: holds NUL bytes (UTF-16 without a byte-order mark?): save it as UTF-8")
+    return decode_mixed(data)
+
+
+def clean_speaker(name: str) -> str:
+    """A speaker name without control characters (NUL, tabs, ...) or surrounding spaces."""
+    return "".join(c for c in name if c.isprintable() or c == " ").strip()
 
 
 def parse_time(stamp: str) -> float:
@@ -157,7 +176,7 @@ def row_record(row: dict[str, str], split: str, path: Path | None) -> ClipRecord
              "start": start, "end": end, "sr_no": row["Sr No."].strip()}
     return ClipRecord(clip_id=f"{split}/dia{dialogue}_utt{utterance}", path=path,
                       label=_index(row["Emotion"], MELD_EMOTIONS, "Emotion"),
-                      speaker=row["Speaker"].strip(), group=f"{split}/dia{dialogue}", extra=extra)
+                      speaker=clean_speaker(row["Speaker"]), group=f"{split}/dia{dialogue}", extra=extra)
 
 
 def split_files(cfg: MeldConfig, split: str) -> tuple[Path, Path]:
@@ -188,6 +207,10 @@ def meld_records(cfg: MeldConfig, split: str, *,
                             f"meld.{split}_clips; a text-only model reads no clips: model.modalities: [text])")
         present = {p.name for p in clip_dir.iterdir()}
     records, skips, seen = [], SkipList(), set()
+    odd = sorted({r["Speaker"] for r in rows if clean_speaker(r["Speaker"]) != r["Speaker"].strip()})
+    if odd:
+        log.warning("%s: %d speaker name(s) held control characters, removed: %s", csv_path, len(odd),
+                    ", ".join(repr(n) for n in odd[:5]))
     for row in rows:
         try:
             record = row_record(row, split, None)
@@ -230,6 +253,7 @@ class MeldAdapter(DatasetAdapter):
     tasks = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
     selection_metric = "weighted_f1"
     fixed_split = True
+    speakers_cross_parts = True
     part_of_split = {"train": "train", "dev": "val", "test": "test"}
 
     def records(self, cfg: Config, *, require_media: bool = True) -> tuple[list[ClipRecord], SkipList]:

@@ -177,7 +177,7 @@ class FeatureCache:
         path = self.path_for(record)
         compact = {k: compact_tensor(v) for k, v in entry.items()}
         compact["meta"] = {**entry.get("meta", {}), "format": ENTRY_FORMAT}
-        atomic_save(path, lambda tmp: torch.save(compact, tmp))
+        atomic_save(path, lambda fh: torch.save(compact, fh))
         return path
 
     def load_all(self, records: Sequence[ClipRecord]) -> tuple[list[dict[str, Any]], list[ClipRecord]]:

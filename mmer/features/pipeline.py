@@ -4,8 +4,9 @@ Clips already in the cache are skipped, so a killed run resumes where it stopped
 Decoding and snippet/segment building run in DataLoader workers
 (``features.num_workers``) so they overlap the backbone passes; the backbones see
 ``features.batch_size`` snippets (or segments) per forward pass, gathered from
-several clips. A clip that cannot be used is listed with its reason in
-``skipped.tsv`` in the cache folder and the job carries on.
+several clips. A clip that cannot be used (:func:`mmer.errors.is_bad_input`) is listed
+with its reason in ``skipped.tsv`` in the cache folder and the job carries on; any other
+error stops the job with its traceback, naming the clip.
 
 Several processes can share the work (:mod:`mmer.features.claims`): ``shard=(i, n)``
 takes every n-th clip; independent processes on one cache claim each clip before decoding
@@ -34,6 +35,7 @@ from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
+from mmer.errors import is_bad_input
 from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
@@ -41,7 +43,7 @@ from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary,
 from mmer.features.mtcnn import make_detector
 from mmer.features.video import FaceDetector, snippet_plan, views_at
 from mmer.features.whisper import whisper_window
-from mmer.io import SkipList, clean_orphans
+from mmer.io import SkipList, WriteError, clean_orphans, writable_folder
 from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
@@ -175,7 +177,10 @@ class ClipDataset(Dataset):
             inputs = prepare_clip(record, self.cfg, video=self.video, audio=self.audio,
                                   cropper=self._cropper, functionals=self._functionals)
             return {"index": index, **inputs}
-        except Exception as err:  # anything raised here would kill the worker and the job
+        except Exception as err:
+            if not is_bad_input(err):  # a bug: stop the job with its traceback, naming the clip
+                err.add_note(f"while preparing clip {record.path}")
+                raise
             reason = str(err) if str(record.path) in str(err) else f"{record.path}: {err}"
             return {"index": index, "error": f"{type(err).__name__}: {reason}"}
 
@@ -195,8 +200,11 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     every = records
     records = shard_items(records, *shard) if shard is not None else records
     cache = FeatureCache.for_config(cfg)
-    clean_orphans(cache.dir)
-    cache.remove_other_formats()
+    read_only = cache.dir.is_dir() and not os.access(cache.dir, os.W_OK)
+    if not read_only:
+        writable_folder(cache.dir)  # before the backbones load: one line naming the folder
+        clean_orphans(cache.dir)
+        cache.remove_other_formats()
     for record in records:
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
@@ -211,6 +219,8 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
     summary.ids["cached"] = [r.clip_id for r in records if r.path is not None and r.clip_id not in waiting]
     log.info("%d clips, %d already cached in %s, %d to extract",
              len(records), summary.cached, cache.dir, len(todo))
+    if read_only:
+        return _read_only(cache, todo, summary, start)
     dev = resolve_device(device or cfg.features.device)
     try:
         if todo:
@@ -226,6 +236,18 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
         if len(summary.flagged):
             merge_skip_file(skip_file.with_name("flagged" + skip_file.name[7:]), summary.flagged)
         _record(cache, summary, started, shard)
+    return summary
+
+
+def _read_only(cache: FeatureCache, todo: list[ClipRecord], summary: ExtractSummary,
+               start: float) -> ExtractSummary:
+    """A cache folder this process cannot write: fine when nothing is left to extract (no
+    claim, skip list or summary is written), else one line naming it."""
+    if todo:
+        raise WriteError(f"{cache.dir}: this folder is not writable and {len(todo)} clips are "
+                         "not extracted yet; make it writable or set features.cache_dir")
+    log.info("%s is read-only and complete: nothing to write", cache.dir)
+    summary.seconds = time.perf_counter() - start
     return summary
 
 

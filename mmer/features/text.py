@@ -80,7 +80,7 @@ class TextEmbeddingCache:
     def save(self, table: dict[str, Tensor]) -> None:
         keys = sorted(table)
         blob = {**self.header(), "keys": keys, **self.pack([table[k] for k in keys])}
-        atomic_save(self.path, lambda tmp: torch.save(blob, tmp))
+        atomic_save(self.path, lambda fh: torch.save(blob, fh))
 
     def lookup(self, texts: Sequence[str], compute: Callable[[list[str]], list[Tensor]]) -> list[Tensor]:
         """The cached tensor of each of `texts`; `compute` runs once, on the distinct texts

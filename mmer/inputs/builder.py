@@ -141,7 +141,9 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         rows = visual if visual is not None else visual_rows(cfg, records, what)
         entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
     if cfg.model.speaker_norm and entries:  # each side's speakers are its own
-        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS + TRUNK_KEYS])
+        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS + TRUNK_KEYS],
+                                    min_clips=cfg.model.speaker_norm_min_clips,
+                                    refuse_few=cfg.model.speaker_norm_few_clips == "refuse")
     return entries
 
 

@@ -27,7 +27,7 @@ from mmer.datasets import get_adapter
 from mmer.device import resolve_device
 from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
 from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
-from mmer.io import atomic_write_json, clean_orphans
+from mmer.io import atomic_write_json, clean_orphans, writable_folder
 from mmer.losses import build_loss
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
@@ -234,9 +234,9 @@ def train_fold(cfg: Config, data: FoldData, out_dir: str | Path, *,
             state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), metrics=row)
             if _improves(best, val_m, key):
+                # Without validation clips the val_* scores are None: never measured.
                 best = {"epoch": epoch + 1, "selected_by": f"val_{key}" if val_m else "last epoch (no validation)",
-                        "val_uar": -1.0,
-                        "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
+                        "val_uar": None, "val_accuracy": None, **{f"val_{k}": v for k, v in val_m.items()}}
                 if ctx.is_main:
                     save_checkpoint(out_dir / "best.pt", dict(state, best=best))
             if ctx.is_main:
@@ -308,7 +308,7 @@ def _start(out_dir: Path, state: dict, model, optimizer, scheduler) -> tuple[int
 
 
 def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     clean_orphans(out_dir)  # temporary files of a killed run (last.pt, config.yaml, ...)
     g = state["git"]
     log.info("git %s%s", g["sha"], " (dirty: uncommitted changes)" if g["dirty"] else "")

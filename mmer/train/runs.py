@@ -58,7 +58,7 @@ def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """``torch.save`` `state` atomically (a kill mid-write leaves the previous file)."""
-    atomic_save(path, lambda tmp: torch.save(dict(state, format=CHECKPOINT_FORMAT), tmp))
+    atomic_save(path, lambda fh: torch.save(dict(state, format=CHECKPOINT_FORMAT), fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -126,19 +126,22 @@ def write_summary(root: str | Path, summary: Mapping[str, Any], keys: Sequence[s
     atomic_write_json(root / "summary.json", summary)
     lines = ["| fold | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for fold, vals in summary["folds"].items():
-        lines.append(f"| {fold} | " + " | ".join(_fmt(vals.get(k)) for k in keys) + " |")
+        lines.append(f"| {fold} | " + " | ".join(_fmt(vals.get(k), k) for k in keys) + " |")
     cells = []
     for k in keys:
         mean, std = summary[k]["mean"], summary[k]["std"]
-        cells.append(_fmt(mean) + ("" if std is None else f" ± {std:.4f}"))
+        cells.append(_fmt(mean, k) + ("" if std is None else f" ± {std:.4f}"))
     lines.append("| mean ± std | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     atomic_write_text(root / "summary.md", text)
     return text
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
+def _fmt(value: Any, key: str = "") -> str:
+    """A score to 4 places; a missing one as "no validation" (val_*) or "-"."""
+    if value is None:
+        return "no validation" if key.startswith("val_") else "-"
+    return f"{float(value):.4f}"
 
 
 REFERENCE_FORMAT = 1
@@ -162,7 +165,7 @@ def write_reference(out_dir: str | Path, checkpoint: str, epoch: Any, out: Mappi
         "labels": torch.as_tensor(out["labels"]), "clip_ids": list(clip_ids), "speakers": list(speakers)}
     if probe is not None:
         ref["probe"] = dict(probe)
-    atomic_save(path, lambda tmp: torch.save(ref, tmp))
+    atomic_save(path, lambda fh: torch.save(ref, fh))
     return path
 
 
