@@ -11,6 +11,7 @@ import torch
 
 from mmer.cli.extract import main as extract_main
 from mmer.cli.probe import main as probe_main
+from mmer.cli.probe import model_figures
 from mmer.config import load_config
 from mmer.datasets import get_adapter
 from mmer.datasets.splits import fold_split, record_actors, split_records
@@ -94,3 +95,16 @@ def test_probe_command_on_synthetic_ravdess(synthetic_ravdess, tmp_path, one_thr
     assert doc["folds"]["1"]["model"] == {"accuracy": 0.5, "uar": 0.4, "weighted_f1": None}
     assert doc["folds"]["0"]["model"] is None
     assert doc["mean_std"]["probe"]["accuracy"]["mean"] > 0.0
+
+
+def test_model_figures_prefer_each_folds_report(tmp_path):
+    for fold, acc in ((0, 0.75), (1, 0.5)):
+        softmax = {"accuracy": acc, "uar": acc - 0.1, "weighted_f1": acc - 0.2, "n": 8}
+        (tmp_path / f"fold_{fold}").mkdir()
+        (tmp_path / f"fold_{fold}" / "report.json").write_text(json.dumps({"results": {"test": {"softmax": softmax}}}))
+    (tmp_path / "summary.json").write_text(json.dumps({"folds": {"0": {"test_accuracy": 0.1}}}))
+    figures, source = model_figures(tmp_path, [0, 1], "test")
+    assert figures == {0: {"accuracy": 0.75, "uar": 0.65, "weighted_f1": 0.55},
+                       1: {"accuracy": 0.5, "uar": 0.4, "weighted_f1": 0.3}}
+    assert source.endswith("report.json (softmax head)")
+    assert model_figures(tmp_path, [0], "val") == ({}, None)
