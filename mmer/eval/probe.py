@@ -1,0 +1,156 @@
+"""Linear-probe baseline: a standardised logistic regression over the model's own inputs.
+
+A pure function over features built once, as :mod:`mmer.eval.knn` is: no model inside.
+:func:`pool_inputs` turns each input key of a fold's datasets (the entries
+:func:`mmer.train.data.fold_data` gives training: speaker normalisation, the visual table
+and text embeddings included) into one vector per clip and concatenates the modalities:
+
+- a (D,) vector is taken as is;
+- an (S, D) sequence (segments, snippets, a dialogue window) gives its mean and its
+  standard deviation over S, (2 D,);
+- a map (S, C, H, W) (or any item with more than two axes) is first averaged over every
+  axis after the second (the spatial / time axes), then pooled as an (S, C) sequence.
+
+:func:`linear_probe` standardises on the training part, fits one
+``LogisticRegression`` per C of the grid, keeps the C with the best validation score on
+the adapter's selection metric (the first on ties; C=1 when there is no validation part),
+and scores the scored part (test, or the validation part when the split has no test) with
+that fit. Token ids (a trained text encoder's input) are not features and are left out.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from mmer.config.keys import TOKEN_KEYS
+from mmer.errors import BadInput
+from mmer.eval.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+MAX_ITER = 5000
+PROBE_METRICS = ("accuracy", "uar", "weighted_f1")
+
+
+def pool_key(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """One input key of N items, (N, D) | (N, S, D) | (N, S, C, *spatial), as (N, F) float64."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        raise BadInput(f"probe: an input of shape {x.shape} has no feature axis")
+    if x.ndim == 2:
+        return x
+    if x.ndim > 3:
+        x = x.mean(axis=tuple(range(3, x.ndim)))
+    return np.concatenate([x.mean(axis=1), x.std(axis=1)], axis=1)
+
+
+def pool_inputs(inputs: Mapping[str, torch.Tensor | np.ndarray]) -> np.ndarray:
+    """{key: stacked input (N, ...)} -> (N, F): each key pooled (:func:`pool_key`), in
+    sorted key order, concatenated. Token-id keys are skipped."""
+    keys = sorted(k for k in inputs if k not in TOKEN_KEYS)
+    if not keys:
+        raise BadInput(f"probe: no feature inputs among {sorted(inputs)} (token ids are not features)")
+    return np.concatenate([pool_key(inputs[k]) for k in keys], axis=1)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The probe of one fold: the chosen C, the validation score of every C (empty without a
+    validation part) and the scored part's metrics (:func:`classification_metrics`)."""
+
+    c: float
+    val_scores: dict[str, float]
+    metrics: dict[str, Any]
+
+
+def _fit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=MAX_ITER).fit(x, y)
+
+
+def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None,
+                 scored: tuple[np.ndarray, np.ndarray], label_names: Sequence[str], *,
+                 metric: str = "uar", grid: Sequence[float] = C_GRID) -> ProbeResult:
+    """Fit on `train` (x (N, F), y (N,)), choose C on `val` by `metric`, score `scored`.
+
+    The scaler is fitted on the training part only; the reported fit is the one trained
+    on the training part with the chosen C (validation clips never train it).
+    """
+    (tx, ty), (sx, sy) = train, scored
+    if len(np.unique(ty)) < 2:
+        raise BadInput(f"probe: the training part has {len(np.unique(ty))} class(es); need 2 or more")
+    scaler = StandardScaler().fit(tx)
+    tx, sx = scaler.transform(tx), scaler.transform(sx)
+    fits, val_scores = {}, {}
+    for c in grid:
+        fits[c] = _fit(tx, ty, c)
+        if val is not None:
+            pred = fits[c].predict(scaler.transform(val[0]))
+            val_scores[f"{c:g}"] = classification_metrics(val[1], pred, label_names)[metric]
+    if val_scores:
+        best = max(grid, key=lambda c: val_scores[f"{c:g}"])  # max keeps the first of ties
+    else:
+        log.warning("probe: no validation part; C=1")
+        best = 1.0
+        fits.setdefault(best, _fit(tx, ty, best))
+    metrics = classification_metrics(sy, fits[best].predict(sx), label_names)
+    return ProbeResult(float(best), val_scores, metrics)
+
+
+def summarise(per_fold: Mapping[int, Mapping[str, float]], ddof: int = 1) -> dict[str, dict[str, Any]]:
+    """{metric: {"mean", "std"}} over folds of :data:`PROBE_METRICS` (std None for one fold)."""
+    out = {}
+    for name in PROBE_METRICS:
+        vals = np.array([f[name] for f in per_fold.values() if f.get(name) is not None], np.float64)
+        out[name] = {"mean": float(vals.mean()) if len(vals) else None,
+                     "std": float(vals.std(ddof=ddof)) if len(vals) > ddof else None}
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100.0 * x:.1f}"
+
+
+def _mean_std(s: Mapping[str, Any]) -> str:
+    if s["mean"] is None:
+        return "—"
+    return _pct(s["mean"]) + ("" if s["std"] is None else f" ± {_pct(s['std'])}")
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    """The probe beside the model (:func:`probe_doc`'s dict) as one markdown table, in %."""
+    head = [f"{who} {m}" for who in ("probe", "model") for m in PROBE_METRICS]
+    lines = [f"# Linear probe of `{doc['config']}` ({doc['part']} part)", "",
+             "| fold | n | C | " + " | ".join(head) + " |", "|" + "---|" * (3 + len(head))]
+    for fold, row in doc["folds"].items():
+        model = row.get("model") or {}
+        cells = [_pct(row["probe"][m]) for m in PROBE_METRICS] + [_pct(model.get(m)) for m in PROBE_METRICS]
+        lines.append(f"| {fold} | {row['n']} | {row['c']:g} | " + " | ".join(cells) + " |")
+    cells = [_mean_std(doc["mean_std"]["probe"][m]) for m in PROBE_METRICS]
+    cells += [_mean_std(doc["mean_std"]["model"][m]) for m in PROBE_METRICS]
+    lines.append("| mean ± std | | | " + " | ".join(cells) + " |")
+    lines += ["", f"Probe: {doc['method']}. Model: {doc['model_source'] or 'no run found'}."]
+    return "\n".join(lines) + "\n"
+
+
+def probe_doc(config_name: str, part: str, results: Mapping[int, ProbeResult],
+              model: Mapping[int, Mapping[str, float]], model_source: str | None,
+              metric: str) -> dict[str, Any]:
+    """probe.json: per fold the probe's and the model's figures, and their mean ± std."""
+    folds = {str(f): {"n": r.metrics["n"], "c": r.c, "val_scores": r.val_scores,
+                      "probe": {m: r.metrics[m] for m in PROBE_METRICS},
+                      "model": dict(model[f]) if f in model else None}
+             for f, r in sorted(results.items())}
+    return {"config": config_name, "part": part, "model_source": model_source,
+            "method": (f"mean + std pooling, standardised on train, LogisticRegression "
+                       f"(C in {list(C_GRID)} chosen on validation {metric})"),
+            "folds": folds,
+            "mean_std": {"probe": summarise({f: r.metrics for f, r in results.items()}),
+                         "model": summarise(model)}}
