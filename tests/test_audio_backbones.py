@@ -108,6 +108,19 @@ def test_whisper_backbone_without_weights_is_random_and_says_so(tmp_path, one_th
     again = Backbones(cfg, torch.device("cpu")).features([_item(cfg)])
     # the same random network (batch of 1 vs 2: float rounding only)
     torch.testing.assert_close(again[0]["audio"], feats[0]["audio"], atol=1e-2, rtol=1e-2)
+
+
+def test_whisper_base_backbone_has_base_sizes_and_names_its_asset(tmp_path, one_thread, caplog):
+    cfg = _cfg(tmp_path, "backbone.audio=whisper_base", "backbone.whisper_layers=[3,6]")
+    nets = Backbones(cfg, torch.device("cpu"))
+    meta = nets.pretrained["audio"]
+    assert meta["name"] == "whisper_base" and meta["status"] == "random"
+    assert meta["file"].endswith("whisper-base-ct2/model.bin")
+    assert "mmer.weights fetch whisper_base" in caplog.text
+    cfg_out = nets.audio.cfg
+    assert (cfg_out.n_state, cfg_out.n_head, cfg_out.n_layer) == (512, 8, 6)
+    feats = nets.features([_item(cfg)])
+    assert tuple(feats[0]["audio"].shape) == (3, 2 * 2 * 512)  # 2 blocks, mean + std each
     mean_only = Backbones(_cfg(tmp_path, "backbone.audio_pool=mean"), torch.device("cpu"))
     assert tuple(mean_only.features([_item(cfg)])[0]["audio"].shape) == (3, 384)
 

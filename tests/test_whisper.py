@@ -16,6 +16,7 @@ from mmer.nets.whisper import WhisperEncoder, WhisperEncoderConfig, WhisperLoadE
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = ROOT / "resnet" / "whisper-tiny.en-ct2"
+REAL_DIRS = {"whisper_tiny_en": (REAL_DIR, 384), "whisper_base": (ROOT / "resnet" / "whisper-base-ct2", 512)}
 _DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4}
 
 
@@ -158,6 +159,27 @@ def test_load_whisper_encoder_from_a_tiny_ct2_file(tmp_path):
         loaded(torch.randn(1, 8, 34))
 
 
+def test_load_base_layout_reads_heads_and_layers_from_the_file(tmp_path):
+    """Whisper base's layout (8 heads, 6 blocks) at a tiny width: sizes come from the file,
+    and a wrong head count would change the output."""
+    base = WhisperEncoderConfig(n_mels=8, n_ctx=16, n_state=32, n_head=8, n_layer=6)
+    torch.manual_seed(1)
+    enc = WhisperEncoder(base).eval()
+    with torch.no_grad():
+        for p in enc.state_dict().values():
+            p.copy_(p.half().float())
+    write_ct2(tmp_path / "model.bin", ct2_variables(enc))
+    loaded = load_whisper_encoder(tmp_path)
+    assert loaded.cfg == base
+    mel = torch.randn(1, 8, 32)
+    wrong = WhisperEncoder(WhisperEncoderConfig(n_mels=8, n_ctx=16, n_state=32, n_head=2, n_layer=6))
+    wrong.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), enc(mel), atol=1e-6, rtol=0)
+        assert loaded.block_states(mel, [6])[0].shape == (1, 16, 32)
+        assert float((wrong.eval()(mel) - enc(mel)).abs().max()) > 1e-3
+
+
 def test_strict_loading_names_missing_and_unexpected(tmp_path):
     variables = ct2_variables(WhisperEncoder(TINY))
     del variables["encoder/layer_1/ffn/linear_0/bias"]
@@ -174,9 +196,11 @@ def test_missing_folder_says_how_to_fetch(tmp_path):
         load_whisper_encoder(tmp_path)
 
 
-def test_agrees_with_ctranslate2_on_a_real_clip(shared_data, one_thread):
-    if not (REAL_DIR / "model.bin").is_file():
-        pytest.skip(f"no {REAL_DIR} (python -m mmer.weights fetch whisper_tiny_en)")
+@pytest.mark.parametrize("asset", sorted(REAL_DIRS))
+def test_agrees_with_ctranslate2_on_a_real_clip(asset, shared_data, one_thread):
+    real_dir, width = REAL_DIRS[asset]
+    if not (real_dir / "model.bin").is_file():
+        pytest.skip(f"no {real_dir} (python -m mmer.weights fetch {asset})")
     ctranslate2 = pytest.importorskip("ctranslate2")
     sf = pytest.importorskip("soundfile")
     from mmer.features.whisper import resample_to_16k
@@ -185,10 +209,10 @@ def test_agrees_with_ctranslate2_on_a_real_clip(shared_data, one_thread):
         pytest.skip("no RAVDESS clips for Actor_01")
     wave, sr = sf.read(clips[0], dtype="float32", always_2d=True)
     mel = whisper_log_mel(resample_to_16k(wave.mean(axis=1), sr))[None]  # (1, 80, 3000)
-    ref = ctranslate2.models.Whisper(str(REAL_DIR), device="cpu", compute_type="float32",
+    ref = ctranslate2.models.Whisper(str(real_dir), device="cpu", compute_type="float32",
                                      intra_threads=1)
     expected = np.asarray(ref.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
     with torch.no_grad():
-        got = load_whisper_encoder(REAL_DIR)(mel).numpy()
-    assert got.shape == expected.shape == (1, 1500, 384)
+        got = load_whisper_encoder(real_dir)(mel).numpy()
+    assert got.shape == expected.shape == (1, 1500, width)
     assert float(np.abs(got - expected).max()) <= 1e-3

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# The audio backbones that are a Whisper encoder on the Whisper log-mel window.
+WHISPER_AUDIO = ("whisper_tiny", "whisper_base")
 
 @dataclass
 class RavdessConfig:
@@ -163,7 +165,9 @@ class BackboneConfig:
     # mobilenet_v2 / efficientnet_lite0: ImageNet CNNs on 3-channel log-mel images (log-mel,
     # delta, delta-delta) of each segment. The last three read their standard files in
     # weights_dir (python -m mmer.weights list).
-    audio: Literal["resnet18", "whisper_tiny", "mobilenet_v2", "efficientnet_lite0", "none"] = "resnet18"
+    # whisper_base: the same on the multilingual Whisper base encoder (512-d, 6 blocks).
+    audio: Literal["resnet18", "whisper_tiny", "whisper_base", "mobilenet_v2", "efficientnet_lite0",
+                   "none"] = "resnet18"
     # required: a missing weight file is an error; optional: warn and use random init;
     # none: random init on purpose (recorded in the run metadata either way).
     pretrained: Literal["required", "optional", "none"] = "optional"
@@ -181,7 +185,8 @@ class BackboneConfig:
     # audio are pooled, evenly split into audio.n_segments segments.
     whisper_frames: int = 800
     # whisper_tiny: whose states, joined along channels: blocks 1..4 (4 = the final,
-    # layer-normalised output; the middle blocks hold more of the voice's affect).
+    # layer-normalised output; the middle blocks hold more of the voice's affect);
+    # whisper_base: blocks 1..6 (6 = the final output).
     whisper_layers: list[int] = field(default_factory=lambda: [4])
     # whisper_tiny: per-segment pooling of each block's states: mean (S, 384 per block) or
     # mean and std (S, 768 per block).

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torchaudio.functional import compute_deltas
 
 from mmer.config import BackboneConfig, Config, ConfigError
+from mmer.config.schema import WHISPER_AUDIO
 from mmer.errors import BadInput
 from mmer.features.whisper import segment_pool
 from mmer.nets.audio_resnet import AudioResNet18
@@ -45,7 +46,7 @@ from mmer.nets.frame_encoders import (
 from mmer.nets.ported import random_reason
 from mmer.nets.pretrained import MissingWeightsError, load_backbone_weights, weight_file
 from mmer.nets.resnet3d import build_video_backbone
-from mmer.nets.whisper import WhisperEncoder, load_whisper_encoder
+from mmer.nets.whisper import WHISPER_MODELS, WhisperEncoder, load_whisper_encoder
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Backbones:
 
     def _load_audio_encoder(self, bb: BackboneConfig) -> None:
         """The pretrained audio encoders (whisper_tiny, mobilenet_v2, efficientnet_lite0)."""
-        if bb.audio == "whisper_tiny":
+        if bb.audio in WHISPER_AUDIO:
             module, meta = build_whisper(bb)
             self.audio_input = "whisper_mel"
         else:
@@ -122,7 +123,7 @@ class Backbones:
         self.audio_pool = bb.audio_pool
         log.info("audio backbone %s: %s (%s)", bb.audio, meta["status"], meta["file"])
         module = module.eval().to(self.device)
-        self.audio = module.to(memory_format=torch.channels_last) if self.cuda and bb.audio != "whisper_tiny" else module
+        self.audio = module.to(memory_format=torch.channels_last) if self.cuda and bb.audio not in WHISPER_AUDIO else module
 
     def features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
         """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU,
@@ -204,20 +205,21 @@ class Backbones:
 
 
 def build_whisper(bb: BackboneConfig) -> tuple[WhisperEncoder, dict[str, Any]]:
-    """The Whisper tiny.en encoder of ``backbone.weights_dir`` and where its weights came from
-    (``backbone.pretrained`` as for every backbone; random weights from a fixed seed)."""
+    """The Whisper encoder ``backbone.audio`` (tiny.en or base) of ``backbone.weights_dir``, its
+    sizes read from the file, and where its weights came from (``backbone.pretrained`` as for
+    every backbone; random weights of that model's sizes from a fixed seed)."""
     path = weight_file(bb, "audio")
     meta: dict[str, Any] = {"name": bb.audio, "file": str(path), "policy": bb.pretrained,
                             "status": "random", "reason": None}
     meta["reason"] = random_reason(path, bb.pretrained, missing=MissingWeightsError,
-                                   fix="python -m mmer.weights fetch whisper_tiny_en")
+                                   fix=f"python -m mmer.weights fetch {WHISPER_MODELS[bb.audio].asset}")
     if meta["reason"] is None:
         encoder = load_whisper_encoder(path.parent)
         meta["status"] = "loaded"
     if meta["status"] == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(BACKBONE_INIT_SEED)
-            encoder = WhisperEncoder()
+            encoder = WhisperEncoder(WHISPER_MODELS[bb.audio].sizes)
     if not bb.whisper_layers or any(not 1 <= b <= encoder.cfg.n_layer for b in bb.whisper_layers):
         raise BadInput(f"backbone.whisper_layers must be blocks in 1..{encoder.cfg.n_layer}, "
                        f"got {bb.whisper_layers}")

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from mmer.config import Config
 from mmer.config.keys import needs_media
+from mmer.config.schema import WHISPER_AUDIO
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
@@ -138,7 +139,7 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
                                 f"{cfg.video.snippet_len}-frame snippets")
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
-        if cfg.backbone.audio == "whisper_tiny":
+        if cfg.backbone.audio in WHISPER_AUDIO:
             out["whisper_mel"], out["whisper_valid"] = whisper_window(
                 clip.audio, clip.sample_rate, cfg.audio, cfg.backbone.whisper_frames)
         if functionals is not None:

@@ -52,6 +52,7 @@ STANDARD_FILES = {"r3d_101": "resnet-101-kinetics.pth", "r3d_18": "r3d_18-b3b335
 # The pretrained audio encoders with fixed files (python -m mmer.weights list): the file whose
 # presence decides loaded or random (Whisper: the CTranslate2 folder's model.bin).
 AUDIO_ENCODER_FILES = {"whisper_tiny": "whisper-tiny.en-ct2/model.bin",
+                       "whisper_base": "whisper-base-ct2/model.bin",
                        "mobilenet_v2": "mobilenet_v2-b0353104.pth",
                        "efficientnet_lite0": "efficientnet-lite0-57934424.pth"}
 

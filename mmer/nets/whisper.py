@@ -5,7 +5,7 @@ GELU), a sinusoidal position table, `n_layer` pre-LayerNorm residual blocks (sel
 attention with a fused q/k/v projection, then a 4x GELU MLP) and a final LayerNorm.
 Input (B, n_mels, T) log-mel from :func:`mmer.features.whisper.whisper_log_mel`, output
 (B, ceil(T / 2), n_state): tiny.en is n_mels 80, n_state 384, 6 heads, 4 layers, 1500
-positions. T = 3000 is Whisper's 30 s window; a shorter T uses the first ceil(T / 2)
+positions; base (multilingual) is n_state 512, 8 heads, 6 layers, the same layout. T = 3000 is Whisper's 30 s window; a shorter T uses the first ceil(T / 2)
 position rows, i.e. the same model seeing only the start of a 30 s window (its states are
 not those of the 30 s window, since attention then cannot reach the padding).
 
@@ -48,6 +48,22 @@ class WhisperEncoderConfig:
     n_state: int = 384
     n_head: int = 6
     n_layer: int = 4
+
+
+@dataclass(frozen=True)
+class WhisperModel:
+    """A Whisper audio backbone: its sizes and the asset holding its CTranslate2 folder."""
+
+    sizes: WhisperEncoderConfig
+    asset: str
+
+
+# backbone.audio -> model; the loader reads the sizes from the file, these build random ones.
+WHISPER_MODELS = {
+    "whisper_tiny": WhisperModel(WhisperEncoderConfig(), "whisper_tiny_en"),
+    "whisper_base": WhisperModel(WhisperEncoderConfig(n_state=512, n_head=8, n_layer=6),
+                                 "whisper_base"),
+}
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
@@ -173,7 +189,8 @@ def load_whisper_encoder(model_dir: str | Path) -> WhisperEncoder:
     path = Path(model_dir) / "model.bin"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; run `python -m mmer.weights fetch "
-                                "whisper_tiny_en` or put the CTranslate2 folder there by hand")
+                                "whisper_tiny_en` (or whisper_base) or put the CTranslate2 "
+                                "folder there by hand")
     model = read_ct2(path)
     if model.spec != "WhisperSpec":
         raise WhisperLoadError(f"{path}: spec {model.spec!r}, expected 'WhisperSpec'")
