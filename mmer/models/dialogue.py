@@ -1,10 +1,12 @@
-"""Dialogue layer: a causal GRU or causal self-attention over the utterances of a dialogue.
+"""Dialogue layer: a GRU or self-attention over the utterances of a dialogue.
 
-Input: a window of frozen utterance embeddings (B, W, D), oldest first and the target
-utterance in the last row, as :func:`mmer.features.text.with_dialogue_windows` builds it
-(``text.context`` past utterances + the target; left-padded with zero rows). Output at
-each position depends on that position and earlier ones only, so the target's vector
-never sees a later utterance: the model can label a dialogue online.
+Input: a window of frozen utterance embeddings (B, W, D), oldest first, as
+:func:`mmer.features.text.with_dialogue_windows` builds it. Online (``text.context_mode:
+past``): ``text.context`` past utterances + the target in the last row, left-padded with
+zero rows; the layer is causal (output at each position depends on that position and
+earlier ones only), so the target's vector never sees a later utterance. Offline
+(``dialogue``): W = 2 n + 1 with the target in row n and the n following utterances
+after it; the GRU runs both ways and attention has no causal mask.
 """
 from __future__ import annotations
 
@@ -36,12 +38,12 @@ class DialogueEncoder(nn.Module):
     raw_input = True
 
     def __init__(self, shape: tuple[int, int], dim: int, n_heads: int, dropout: float, *,
-                 kind: str = "gru") -> None:
+                 kind: str = "gru", offline: bool = False) -> None:
         super().__init__()
         if kind not in DIALOGUE_LAYERS:
             raise ConfigError(f"unknown text.dialogue {kind!r}; valid: none, {', '.join(DIALOGUE_LAYERS)}")
         width, features = shape
-        self.kind = kind
+        self.kind, self.offline = kind, offline
         # Per-channel standardisation fitted on the real rows of the training windows
         # (:meth:`fit`); identity until then. Padding rows stay zero.
         self.register_buffer("mean", torch.zeros(features))
@@ -50,13 +52,16 @@ class DialogueEncoder(nn.Module):
                                   nn.Dropout(dropout))
         if kind == "gru":
             self.cell = nn.GRUCell(dim, dim)
+            if offline:
+                self.cell_back = nn.GRUCell(dim, dim)
         else:
             self.pos = nn.Parameter(torch.zeros(1, width, dim))
             nn.init.trunc_normal_(self.pos, std=0.02)
             self.layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=2 * dim,
                                                     dropout=dropout, batch_first=True,
                                                     norm_first=True, activation="gelu")
-        self.out = nn.Sequential(nn.Linear(2 * dim, dim), nn.Dropout(dropout))
+        states = 2 if offline and kind == "gru" else 1
+        self.out = nn.Sequential(nn.Linear((1 + states) * dim, dim), nn.Dropout(dropout))
         self.n_heads = n_heads
 
     @torch.no_grad()
@@ -67,23 +72,33 @@ class DialogueEncoder(nn.Module):
         self.std.copy_(rows.std(dim=0).clamp_min(eps))
 
     def sequence(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """(B, T, D) utterances (+ (B, T) real-row mask) -> (B, T, dim) causal outputs."""
+        """(B, T, D) utterances (+ (B, T) real-row mask) -> (B, T, dim) outputs (causal
+        unless offline)."""
         mask = padding_mask(x) if mask is None else mask.bool()
         u = self.proj((x - self.mean) / self.std) * mask.unsqueeze(-1)
-        states = self._gru(u, mask) if self.kind == "gru" else self._attend(u, mask)
+        if self.kind == "gru":
+            states = self._gru(u, mask, self.cell)
+            if self.offline:
+                back = self._gru(u.flip(1), mask.flip(1), self.cell_back).flip(1)
+                states = torch.cat([states, back], dim=-1)
+        else:
+            states = self._attend(u, mask)
         return self.out(torch.cat([u, states], dim=-1))
 
-    def _gru(self, u: Tensor, mask: Tensor) -> Tensor:
+    @staticmethod
+    def _gru(u: Tensor, mask: Tensor, cell: nn.GRUCell) -> Tensor:
         h = u.new_zeros(u.shape[0], u.shape[2])
         states = []
         for t in range(u.shape[1]):
-            h = torch.where(mask[:, t:t + 1], self.cell(u[:, t], h), h)
+            h = torch.where(mask[:, t:t + 1], cell(u[:, t], h), h)
             states.append(h)
         return torch.stack(states, dim=1)
 
     def _attend(self, u: Tensor, mask: Tensor) -> Tensor:
         b, t, _ = u.shape
-        causal = torch.ones(t, t, dtype=torch.bool, device=u.device).tril()
+        causal = torch.ones(t, t, dtype=torch.bool, device=u.device)
+        if not self.offline:
+            causal = causal.tril()
         # allowed[b, i, j]: j is at or before i and real; each row may always see itself,
         # so padding rows attend to something and no row is fully masked.
         allowed = (causal & mask[:, None, :]) | torch.eye(t, dtype=torch.bool, device=u.device)
@@ -93,4 +108,7 @@ class DialogueEncoder(nn.Module):
         return self.layer(u + self.pos[0, index] * mask.unsqueeze(-1), src_mask=blocked)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.sequence(x)[:, -1:]
+        """(B, W, D) -> (B, 1, dim): the output at the target's row (the last, or the middle
+        one offline)."""
+        target = (x.shape[1] - 1) // 2 if self.offline else x.shape[1] - 1
+        return self.sequence(x)[:, target:target + 1]
