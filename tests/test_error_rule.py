@@ -31,7 +31,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cfg(root: Path, base: Path, workers: int = 0):
     return config_from_dict({
         "name": "rule", "dataset": "ravdess", "ravdess": {"root": str(root)},
-        "video": {"n_snippets": 1, "snippet_len": 4, "size": 32, "face_crop": False},
+        "video": {"n_snippets": 1, "snippet_len": 4, "size": 32, "face_detector": "none"},
         "audio": {"n_mels": 16, "n_segments": 1},
         "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(base / "weights")},
         "features": {"cache_dir": str(base / "cache"), "batch_size": 1, "num_workers": workers,
