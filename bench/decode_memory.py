@@ -9,7 +9,7 @@ builds the snippets and log-mel segments exactly as extraction does
 (:func:`mmer.features.pipeline.prepare_clip`, default RAVDESS settings, Haar face crop) and
 prints its ``ru_maxrss``. Rows: the imports alone (the floor),  the corpus's cap (``ravdess.max_seconds``, 30 s), the cap
 lifted (streaming alone bounds memory), and, for the short clip only, every frame decoded
-(``decode_clip`` without a frame picker: what decoding held before).
+(``decode_clip`` without a frame picker, which keeps them all).
 """
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 ORPHAN_AGE_S = 0.02
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """This process's umask (os.umask has no read-only form: it is set and put back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -104,7 +105,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_current_umask())
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

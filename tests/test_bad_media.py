@@ -24,8 +24,7 @@ from mmer.features.pipeline import extract, prepare_clip, view_seed
 from mmer.features.sampling import snippet_indices
 from mmer.features.video import centre_box, crop_snippets, jittered_indices
 from mmer.io import SkipList
-from mmer.media.decode import decode_clip
-from mmer.media.timeline import open_timeline
+from mmer.media.decode import decode_clip, read_timeline
 from mmer.media.write import write_audio, write_clip
 from mmer.synth.ravdess import make_ravdess_set
 from tests.media import make_timed_clip
@@ -94,7 +93,7 @@ def test_variable_frame_rate_snippets_follow_time(odd_dir, tmp_path, one_thread)
     cfg = _cfg(odd_dir, tmp_path, video={"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"})
     snippets = prepare_clip(_record(path), cfg, video=True, audio=False)["snippets"]
     grey = snippets[:, 0, :, 16, 16] * cfg.video.std[0] * 255 + cfg.video.mean[0] * 255  # (S, L)
-    pts, end = open_timeline(path, None)                       # the times the container holds
+    pts, end = read_timeline(path, None)                       # the times the container holds
     np.testing.assert_allclose(pts * 1000 / 16000, times, atol=1)
     shown = np.searchsorted(pts, pts[0] + (np.arange(8) + 0.5) * (end - pts[0]) / 8, side="right") - 1
     assert not np.array_equal(shown, snippet_indices(35, 2, 4).flatten())   # by index: other frames

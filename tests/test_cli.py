@@ -25,7 +25,7 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 _SECTION = (ROOT / "pyproject.toml").read_text(encoding="utf-8").split("[project.scripts]\n", 1)[1].split("\n[", 1)[0]
 SCRIPTS = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', _SECTION, flags=re.M))
 COMMANDS = ("train", "extract", "evaluate", "predict", "survey", "weights", "synthetic", "demo",
-            "ablation", "faces")
+            "ablation", "faces", "results")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,8 +103,7 @@ def test_installed_package_runs_from_any_folder(tmp_path: Path) -> None:
 def test_every_command_has_an_entry_point_and_a_shim() -> None:
     """mmer-<command> and ``python -m mmer.<command>`` (``python train.py``, ``python
     evaluate.py``) run the same main."""
-    results = ("results",) if (ROOT / "mmer" / "cli" / "results.py").is_file() else ()
-    assert set(SCRIPTS) == {f"mmer-{c}" for c in (*COMMANDS, *results)}
+    assert set(SCRIPTS) == {f"mmer-{c}" for c in COMMANDS}
     for name, target in SCRIPTS.items():
         command = name.removeprefix("mmer-")
         shim = ROOT / f"{command}.py" if command in ("train", "evaluate") else ROOT / "mmer" / f"{command}.py"

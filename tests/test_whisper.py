@@ -140,13 +140,20 @@ def ct2_variables(enc: WhisperEncoder) -> dict[str, np.ndarray]:
     return out
 
 
-def test_load_whisper_encoder_from_a_tiny_ct2_file(tmp_path):
-    torch.manual_seed(0)
-    enc = WhisperEncoder(TINY).eval()
-    with torch.no_grad():  # the file holds float16: compare against the rounded weights
+def _written_encoder(cfg: WhisperEncoderConfig, seed: int, folder: Path) -> WhisperEncoder:
+    """A random encoder of `cfg` with its weights rounded to float16 (what the file holds, so
+    outputs compare exactly), written to ``folder/model.bin``."""
+    torch.manual_seed(seed)
+    enc = WhisperEncoder(cfg).eval()
+    with torch.no_grad():
         for p in enc.state_dict().values():
             p.copy_(p.half().float())
-    write_ct2(tmp_path / "model.bin", ct2_variables(enc))
+    write_ct2(folder / "model.bin", ct2_variables(enc))
+    return enc
+
+
+def test_load_whisper_encoder_from_a_tiny_ct2_file(tmp_path):
+    enc = _written_encoder(TINY, 0, tmp_path)
     loaded = load_whisper_encoder(tmp_path)
     assert loaded.cfg == TINY and not loaded.training
     mel = torch.randn(2, 8, 32)
@@ -163,12 +170,7 @@ def test_load_base_layout_reads_heads_and_layers_from_the_file(tmp_path):
     """Whisper base's layout (8 heads, 6 blocks) at a tiny width: sizes come from the file,
     and a wrong head count would change the output."""
     base = WhisperEncoderConfig(n_mels=8, n_ctx=16, n_state=32, n_head=8, n_layer=6)
-    torch.manual_seed(1)
-    enc = WhisperEncoder(base).eval()
-    with torch.no_grad():
-        for p in enc.state_dict().values():
-            p.copy_(p.half().float())
-    write_ct2(tmp_path / "model.bin", ct2_variables(enc))
+    enc = _written_encoder(base, 1, tmp_path)
     loaded = load_whisper_encoder(tmp_path)
     assert loaded.cfg == base
     mel = torch.randn(1, 8, 32)

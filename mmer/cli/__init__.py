@@ -46,6 +46,24 @@ def add_config_args(parser: argparse.ArgumentParser, *, required: bool = True,
                         help=f"override a config value (YAML), e.g. --set {example}")
 
 
+def add_fold_args(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--fold K`` or ``--folds all`` (mutually exclusive) and ``--run-name NAME``."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--fold", type=int, default=None, help=f"fold to {verb} (default: split.fold)")
+    which.add_argument("--folds", choices=("all",), default=None, help=f"{verb} every fold")
+    parser.add_argument("--run-name", default=None, help="run folder name (default: the config's name)")
+
+
+def chosen_folds(cfg: Config, args: argparse.Namespace) -> list[int]:
+    """The folds of ``--fold``/``--folds`` (default ``split.fold``); ``--folds all`` is refused
+    for a corpus with one fixed split."""
+    if args.folds == "all":
+        if get_adapter(cfg).fixed_split:
+            raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
+        return list(range(cfg.split.n_folds))
+    return [cfg.split.fold if args.fold is None else args.fold]
+
+
 def load_args_config(args: argparse.Namespace) -> Config:
     """The config of ``--config``/``--set``, its dataset checked against the registry."""
     cfg = load_config(args.config, args.overrides)

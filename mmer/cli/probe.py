@@ -20,10 +20,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmer.cli import add_config_args, load_args_config, run_command
+from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_config, run_command
 from mmer.datasets import get_adapter
 from mmer.device import apply_threads
-from mmer.errors import BadInput, ConfigError
+from mmer.errors import BadInput
 from mmer.eval.probe import PROBE_METRICS, ProbeResult, linear_probe, pool_inputs, probe_doc, render_markdown
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import atomic_write_json, atomic_write_text
@@ -35,10 +35,7 @@ log = logging.getLogger("mmer.probe")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmer.probe", description=__doc__.split("\n")[0])
     add_config_args(parser, example="ravdess.root=DIR")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--fold", type=int, default=None, help="fold to probe (default: split.fold)")
-    which.add_argument("--folds", choices=("all",), default=None, help="probe every fold")
-    parser.add_argument("--run-name", default=None, help="run folder name (default: the config's name)")
+    add_fold_args(parser, "probe")
     return parser
 
 
@@ -86,10 +83,7 @@ def model_figures(root: Path, folds: Sequence[int], part: str) -> tuple[dict[int
 def _run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
     apply_threads()
-    if get_adapter(cfg).fixed_split and args.folds == "all":
-        raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
-    folds = list(range(cfg.split.n_folds)) if args.folds == "all" else [
-        cfg.split.fold if args.fold is None else args.fold]
+    folds = chosen_folds(cfg, args)
     results, parts = {}, set()
     for fold in folds:
         part, results[fold] = probe_fold(cfg, fold)

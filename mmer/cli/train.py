@@ -23,10 +23,8 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from mmer.cli import add_config_args, load_args_config, run_command
-from mmer.datasets import get_adapter
+from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_config, run_command
 from mmer.device import apply_threads
-from mmer.errors import ConfigError
 from mmer.features.pipeline import extract
 from mmer.io import writable_folder
 from mmer.train import distributed
@@ -41,10 +39,7 @@ SUMMARY_KEYS = ("val_uar", "val_accuracy", "test_accuracy", "test_uar")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n")[0])
     add_config_args(parser)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--fold", type=int, default=None, help="fold to train (default: split.fold)")
-    which.add_argument("--folds", choices=("all",), default=None, help="train every fold")
-    parser.add_argument("--run-name", default=None, help="run folder name (default: the config's name)")
+    add_fold_args(parser, "train")
     parser.add_argument("--extract", action="store_true",
                         help="extract missing features first (python -m mmer.extract) instead of failing")
     return parser
@@ -61,16 +56,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, cfg, ctx: distributed.DistContext) -> int:
-    if get_adapter(cfg).fixed_split and args.folds == "all":
-        raise ConfigError(f"{cfg.dataset} has one fixed train/dev/test split: use --fold 0 (the default)")
+    folds = chosen_folds(cfg, args)
     writable_folder(cfg.train.runs_dir)  # before extraction and data: one line naming it
     if args.extract:
         extract(cfg, shard=(ctx.rank, ctx.world_size), progress=ctx.is_main)
         distributed.barrier()
     cfg = resolve_stage1(cfg, args.overrides)  # text.stage1: its run first, then its text_encoder/
     name = args.run_name or cfg.name
-    folds = list(range(cfg.split.n_folds)) if args.folds == "all" else [
-        cfg.split.fold if args.fold is None else args.fold]
     results = {}
     for fold in folds:
         out = fold_dir(cfg.train.runs_dir, name, fold)

@@ -32,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from mmer.config.keys import TOKEN_KEYS
 from mmer.errors import BadInput
 from mmer.eval.metrics import classification_metrics
+from mmer.train.runs import summarise_folds
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,11 @@ def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np
     return ProbeResult(float(best), val_scores, metrics)
 
 
-def summarise(per_fold: Mapping[int, Mapping[str, float]], ddof: int = 1) -> dict[str, dict[str, Any]]:
-    """{metric: {"mean", "std"}} over folds of :data:`PROBE_METRICS` (std None for one fold)."""
-    out = {}
-    for name in PROBE_METRICS:
-        vals = np.array([f[name] for f in per_fold.values() if f.get(name) is not None], np.float64)
-        out[name] = {"mean": float(vals.mean()) if len(vals) else None,
-                     "std": float(vals.std(ddof=ddof)) if len(vals) > ddof else None}
-    return out
+def summarise(per_fold: Mapping[int, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
+    """{metric: {"mean", "std"}} over folds of :data:`PROBE_METRICS`, as
+    :func:`mmer.train.runs.summarise_folds` gives them (sample std, None for one fold)."""
+    summary = summarise_folds(per_fold, PROBE_METRICS)
+    return {name: summary[name] for name in PROBE_METRICS}
 
 
 def _pct(x: float | None) -> str:

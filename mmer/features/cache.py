@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<config hash>/<clip id>.<key>.f<ENTRY_FORMAT>.pt`` where the config hash
 covers every setting that changes the features (``video``, ``audio`` and ``backbone``
-sections, the state of the weight files, ``features.train_views``, MELD truncation) and the
+sections, the state of the weight files, ``features.train_views``, the corpus's
+``max_seconds`` cut) and the
 key hashes the clip's absolute path, size and mtime together with that config hash. So an
 edited clip, a changed feature setting or a weight file that appeared since the last
 run each miss the cache, and stale entries are never read.

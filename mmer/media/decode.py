@@ -263,7 +263,7 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
             streams.append(container.streams.audio[0])
         timeline = wanted = None
         if video and pick is not None:
-            timeline, end = _timeline(path, max_seconds)
+            timeline, end = read_timeline(path, max_seconds)
             wanted = np.unique(np.asarray(pick(timeline, end), dtype=np.int64)) if timeline.size else None
             timeline = timeline if timeline.size else None
         got = _Collector(max_seconds, timeline, wanted)
@@ -288,8 +288,9 @@ def decode_clip(path: str | Path, *, video: bool = True, audio: bool = True,
     return DecodedClip(frames, fps, wave, sample_rate, got.truncated, notes, index, n_frames)
 
 
-def _timeline(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """The sorted video pts and end of `path` (:func:`mmer.media.timeline.video_timeline`)."""
+def read_timeline(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """The sorted video pts int64 (T,) and end of the first video stream of `path`
+    (:func:`mmer.media.timeline.video_timeline`); raises :class:`DecodeError`."""
     with _open(path) as container:
         try:
             return video_timeline(container, container.streams.video[0], max_seconds)

@@ -7,8 +7,6 @@ before any is decoded, and the decoder keeps only those (:func:`mmer.media.decod
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import av
 import numpy as np
 
@@ -45,9 +43,3 @@ def video_timeline(container: av.container.InputContainer, stream: av.video.stre
 def _one_frame(stream: av.video.stream.VideoStream) -> int:
     rate = stream.average_rate or stream.guessed_rate or 25
     return max(1, int(round(1 / (rate * stream.time_base))))
-
-
-def open_timeline(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """:func:`video_timeline` of the first video stream of `path` (opened on its own)."""
-    with av.open(str(path), mode="r") as container:
-        return video_timeline(container, container.streams.video[0], max_seconds)

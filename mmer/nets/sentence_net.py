@@ -215,8 +215,9 @@ def load_sentence_net(path: Path) -> SentenceNet:
     prefix = f"{spec.layout}."  # some exports prefix every key with the model type
     stored = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in stored.items()}
     wanted = {name: file_name(name, spec.layout) for name in net.state_dict()}
+    known = set(wanted.values())
     missing = [f for f in wanted.values() if f not in stored]
-    unexpected = [k for k in stored if k not in set(wanted.values()) and not k.startswith(_IGNORED)]
+    unexpected = [k for k in stored if k not in known and not k.startswith(_IGNORED)]
     if missing or unexpected:
         raise WeightLoadError(f"{path}/model.safetensors: weights do not match the {spec.layout} "
                               f"layout (missing {missing[:4]}, unexpected {unexpected[:4]})")
