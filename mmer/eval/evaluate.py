@@ -32,7 +32,7 @@ from mmer.eval.sets import (
     fold_entries,
     model_keys,
 )
-from mmer.io import SkipList
+from mmer.io import SkipList, WriteError
 from mmer.train.runs import load_checkpoint, model_from_checkpoint, write_reference
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
@@ -223,8 +223,9 @@ def _write_reference(path: Path, ckpt: dict[str, Any], train: EmbeddedSet,
         write_reference(path.parent, path.name, ckpt.get("epoch"),
                         {"embedding": train.embedding, "labels": train.labels},
                         train.clip_ids, train.speakers, probe)
-    except OSError as err:  # a read-only copy of a run can still be evaluated
-        log.warning("%s: cannot write reference.pt (%s)", path.parent, err.strerror)
+    except (OSError, WriteError) as err:  # a read-only copy of a run can still be evaluated
+        log.warning("%s: cannot write reference.pt (%s)", path.parent,
+                    err.strerror if isinstance(err, OSError) else err)
 
 
 def _actor_order(speaker: str) -> tuple[int, str]:
