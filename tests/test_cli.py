@@ -25,7 +25,7 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 _SECTION = (ROOT / "pyproject.toml").read_text(encoding="utf-8").split("[project.scripts]\n", 1)[1].split("\n[", 1)[0]
 SCRIPTS = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', _SECTION, flags=re.M))
 COMMANDS = ("train", "extract", "evaluate", "predict", "survey", "weights", "synthetic", "demo",
-            "ablation", "faces", "results")
+            "ablation", "faces", "results", "probe")
 
 
 def _parser() -> argparse.ArgumentParser:
