@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmer.eval.knn import knn_predict, knn_predict_many, knn_search, l2_normalise
+from mmer.metrics.knn import knn_predict, knn_predict_many, knn_search, l2_normalise
 
 
 def _at(degrees: list[float], scale: float = 1.0) -> np.ndarray:

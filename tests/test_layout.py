@@ -25,7 +25,7 @@ STAGES = [
     ("mmer.inputs", 6),
     ("mmer.models", 7),
     ("mmer.losses", 8),
-    ("mmer.eval.metrics", 9), ("mmer.eval.knn", 9),
+    ("mmer.metrics.scores", 9), ("mmer.metrics.knn", 9),
     ("mmer.train", 10),
     ("mmer.viz", 11),
     ("mmer.eval", 12),

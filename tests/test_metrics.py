@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report
 
-from mmer.eval.metrics import classification_metrics, embedding_metrics
+from mmer.metrics.scores import classification_metrics, embedding_metrics
 
 NAMES = ["neutral", "happy", "sad", "angry"]
 # 10 items; class 3 ("angry") never occurs and is never predicted.

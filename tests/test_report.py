@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from mmer.eval.metrics import classification_metrics
 from mmer.eval.report import (
     aggregate_folds,
     fold_scalars,
@@ -14,6 +13,7 @@ from mmer.eval.report import (
     write_summary,
 )
 from mmer.eval.sets import backbone_status
+from mmer.metrics.scores import classification_metrics
 
 NAMES = ["neutral", "happy", "sad"]
 

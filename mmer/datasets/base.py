@@ -36,7 +36,7 @@ class DatasetAdapter:
     name: str = ""
     #: {task: label names}, emotion first; index = label.
     tasks: Mapping[str, Sequence[str]] = {}
-    #: Validation metric (a key of :data:`mmer.eval.metrics.SCALAR_METRICS`) of ``best.pt``.
+    #: Validation metric (a key of :data:`mmer.metrics.scores.SCALAR_METRICS`) of ``best.pt``.
     selection_metric: str = "uar"
     #: True when the corpus has one fixed train/dev/test split (no folds to choose).
     fixed_split: bool = False

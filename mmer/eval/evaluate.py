@@ -21,8 +21,6 @@ from mmer.config import EvalConfig, config_to_dict
 from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.eval.knn import knn_predict_many
-from mmer.eval.metrics import classification_metrics, embedding_metrics
 from mmer.eval.report import write_fold_report, write_summary
 from mmer.eval.sets import (
     EmbeddedSet,
@@ -33,6 +31,8 @@ from mmer.eval.sets import (
     model_keys,
 )
 from mmer.io import SkipList, WriteError
+from mmer.metrics.knn import knn_predict_many
+from mmer.metrics.scores import classification_metrics, embedding_metrics
 from mmer.train.runs import load_checkpoint, model_from_checkpoint, write_reference
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d

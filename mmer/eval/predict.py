@@ -25,7 +25,6 @@ from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.eval.evaluate import fold_checkpoints
-from mmer.eval.knn import knn_predict
 from mmer.eval.sets import (
     EmbeddedSet,
     backbone_status,
@@ -38,6 +37,7 @@ from mmer.features.backbones import Backbones
 from mmer.features.cache import make_entry
 from mmer.features.pipeline import ClipDataset
 from mmer.inputs.builder import finish_entries
+from mmer.metrics.knn import knn_predict
 from mmer.train.runs import (
     checkpoint_tokenizer,
     load_checkpoint,

@@ -1,6 +1,6 @@
 """Linear-probe baseline: a standardised logistic regression over the model's own inputs.
 
-A pure function over features built once, as :mod:`mmer.eval.knn` is: no model inside.
+A pure function over features built once, as :mod:`mmer.metrics.knn` is: no model inside.
 :func:`pool_inputs` turns each input key of a fold's datasets (the entries
 :func:`mmer.train.data.fold_data` gives training: speaker normalisation, the visual table
 and text embeddings included) into one vector per clip and concatenates the modalities:
@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mmer.config.keys import TOKEN_KEYS
 from mmer.errors import BadInput
-from mmer.eval.metrics import classification_metrics
+from mmer.metrics.scores import classification_metrics
 from mmer.train.runs import summarise_folds
 
 log = logging.getLogger(__name__)

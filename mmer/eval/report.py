@@ -10,7 +10,7 @@ A fold report is a plain dict built by :mod:`mmer.eval.evaluate`::
                           "embedding": {"precision_at_1", "map_at_r"}}, "val": {...}},
      "plots": {"tsne": "tsne_test.png", ...}}
 
-where ``metrics`` is :func:`mmer.eval.metrics.classification_metrics`. Several folds are
+where ``metrics`` is :func:`mmer.metrics.scores.classification_metrics`. Several folds are
 summarised by :func:`aggregate_folds`: per-fold scalars, their mean and their sample
 standard deviation (ddof=1, the spread one would expect over new folds; ``None`` for a
 single fold).
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mmer.errors import BadInput
-from mmer.eval.metrics import SCALAR_METRICS
 from mmer.io import atomic_write_json, atomic_write_text
+from mmer.metrics.scores import SCALAR_METRICS
 
 STD_DDOF = 1
 _NICE = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted F1",

@@ -25,10 +25,10 @@ from tqdm import tqdm
 from mmer.config import Config, ConfigError, config_to_dict, save_config
 from mmer.datasets import get_adapter
 from mmer.device import resolve_device
-from mmer.eval.metrics import SCALAR_METRICS, classification_metrics
 from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
 from mmer.io import atomic_write_json, clean_orphans, writable_folder
 from mmer.losses import build_loss
+from mmer.metrics.scores import SCALAR_METRICS, classification_metrics
 from mmer.models.build import build_model
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.nets.sentence_net import TopBlocks

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 
 from mmer.errors import BadInput
-from mmer.eval.knn import l2_normalise
+from mmer.metrics.knn import l2_normalise
 
 # Scalar classification metrics, in the order the reports show them.
 SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "weighted_f1")
