@@ -9,19 +9,18 @@ import numpy as np
 import pytest
 
 from mmer.config import CremaDConfig
-from mmer.datasets.crema_d import (
+from mmer.datasets.crema_d import CremaDRootError, scan_crema_d
+from mmer.media.decode import decode_clip, load_audio
+from mmer.synth.crema_d import (
     CREMA_D_EMOTIONS,
     EMOTION_CODES,
     LEVELS,
     SENTENCES,
-    CremaDRootError,
     MalformedName,
     crema_d_names,
     make_crema_d_set,
     parse_name,
-    scan_crema_d,
 )
-from mmer.media.decode import decode_clip, load_audio
 from mmer.synth.render import STYLES, Look
 
 ACTORS = (1001, 1002, 1003, 1004)

@@ -14,7 +14,7 @@ from mmer.cli.extract import main as extract_main
 from mmer.cli.predict import main as predict_main
 from mmer.cli.train import main as train_main
 from mmer.datasets import get_adapter
-from mmer.datasets.crema_d import CREMA_D_EMOTIONS
+from mmer.synth.crema_d import CREMA_D_EMOTIONS
 
 pytestmark = pytest.mark.slow
 CONFIG = "configs/crema_d.yaml"

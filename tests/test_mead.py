@@ -10,15 +10,7 @@ import torch
 
 from mmer.config import Config, ConfigError, MeadConfig, SplitConfig, VideoConfig, config_from_dict
 from mmer.datasets import get_adapter
-from mmer.datasets.mead import (
-    MEAD_EMOTIONS,
-    MalformedName,
-    MeadRootError,
-    make_mead_set,
-    parse_name,
-    parse_tree_path,
-    scan_mead,
-)
+from mmer.datasets.mead import MeadRootError, scan_mead
 from mmer.datasets.records import ClipRecord
 from mmer.datasets.splits import SplitError, actor_folds, fold_split, record_actors, split_records
 from mmer.features.cache import FeatureCache, feature_config_hash
@@ -32,6 +24,7 @@ from mmer.features.video import (
 )
 from mmer.inputs.datasets import FeatureDataset
 from mmer.media.decode import decode_clip
+from mmer.synth.mead import MEAD_EMOTIONS, MalformedName, make_mead_set, parse_name, parse_tree_path
 from mmer.train.data import fold_data
 from mmer.train.loop import run_fold
 
