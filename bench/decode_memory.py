@@ -6,7 +6,7 @@ Writes (once, into /tmp) a clip of `--minutes` at `--fps` and one of 4 s at 30 f
 H.264 (libx264 ultrafast, simple frames: a gradient and a moving square) with a 16 kHz
 AAC tone. Each measurement runs in a fresh child process (``--child``), which decodes and
 builds the snippets and log-mel segments exactly as extraction does
-(:func:`mmer.features.pipeline.prepare_clip`, default RAVDESS settings, Haar face crop) and
+(:func:`mmer.features.clips.prepare_clip`, default RAVDESS settings, Haar face crop) and
 prints its ``ru_maxrss``. Rows: the imports alone (the floor),  the corpus's cap (``ravdess.max_seconds``, 30 s), the cap
 lifted (streaming alone bounds memory), and, for the short clip only, every frame decoded
 (``decode_clip`` without a frame picker, which keeps them all).
@@ -58,7 +58,7 @@ def write_clip(path: Path, seconds: float, fps: int, width: int, height: int) ->
 def child(path: Path, mode: str) -> None:
     from mmer.config import config_from_dict
     from mmer.datasets.records import ClipRecord
-    from mmer.features.pipeline import prepare_clip
+    from mmer.features.clips import prepare_clip
     from mmer.media.decode import decode_clip
     start = time.perf_counter()
     if mode == "imports":  # the floor: torch, OpenCV, PyAV and the package loaded, nothing decoded

@@ -28,7 +28,9 @@ from pathlib import Path
 import torch
 
 from mmer.config import Config, config_from_dict
-from mmer.features.pipeline import collect_records, extract, resolve_device
+from mmer.datasets import collect_records
+from mmer.device import resolve_device
+from mmer.extraction.job import extract
 from mmer.media.decode import decode_clip
 from mmer.synth.ravdess import make_ravdess_set
 

@@ -12,7 +12,7 @@ through the extractor's own clip dataset (PyAV decode, face crop, snippets, log-
     (b) backbones: the same loader feeding R3D-101 (video) and the audio ResNet-18,
         `--batch-size` snippets per forward pass, pinned host memory, bf16 autocast and
         channels-last on CUDA, clips/s (no cache writes);
-    (c) python -m mmer.extract's own loop (mmer.features.pipeline.extract, cache writes
+    (c) python -m mmer.extract's own loop (mmer.extraction.job.extract, cache writes
         included; it pins memory and uses bf16 on CUDA), clips/s.
 
 Prints clips/s and time per clip relative to (a). The first loader batch is warm-up
@@ -33,9 +33,11 @@ from torch.utils.data import DataLoader
 
 from bench.extract import make_clips
 from mmer.config import Config, config_from_dict
+from mmer.datasets import collect_records
 from mmer.device import resolve_device
+from mmer.extraction.job import extract
 from mmer.features.backbones import Backbones
-from mmer.features.pipeline import ClipDataset, collect_records, extract
+from mmer.features.clips import ClipDataset
 
 
 def bench_config(data: Path, cache: Path, args: argparse.Namespace) -> Config:

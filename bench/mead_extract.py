@@ -19,7 +19,9 @@ import tempfile
 import time
 
 from mmer.config import load_config
-from mmer.features.pipeline import build_cropper, collect_records, extract, prepare_clip
+from mmer.datasets import collect_records
+from mmer.extraction.job import extract
+from mmer.features.clips import build_cropper, prepare_clip
 from mmer.media.decode import decode_clip
 
 log = logging.getLogger("bench.mead_extract")

@@ -14,9 +14,10 @@ import torch
 import train
 from mmer.cli.extract import main as extract_main
 from mmer.config import AudioConfig, load_config
+from mmer.datasets import collect_records
 from mmer.features.backbones import Backbones
 from mmer.features.cache import FeatureCache, feature_config_hash
-from mmer.features.pipeline import collect_records, prepare_clip
+from mmer.features.clips import prepare_clip
 from mmer.features.whisper import segment_pool, valid_states, whisper_log_mel, whisper_window
 from mmer.media.write import write_audio
 from mmer.nets.pretrained import MissingWeightsError

@@ -39,8 +39,8 @@ from mmer.cli.predict import main as predict_main
 from mmer.cli.survey import main as survey_main
 from mmer.config import MeldConfig, config_from_dict, load_config
 from mmer.datasets.meld import MeldError, meld_records, read_meld_csv
+from mmer.extraction.job import extract
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import extract
 from mmer.io import SkipList, atomic_path, clean_orphans
 from mmer.media.write import write_audio, write_clip
 from mmer.synth.ravdess import make_ravdess_set

@@ -19,8 +19,9 @@ import torch
 from mmer.cli.predict import main as predict_main
 from mmer.config import config_from_dict
 from mmer.datasets.records import ClipRecord
+from mmer.extraction.job import extract
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import extract, prepare_clip, view_seed
+from mmer.features.clips import prepare_clip, view_seed
 from mmer.features.sampling import snippet_indices
 from mmer.features.video import centre_box, crop_snippets, jittered_indices
 from mmer.io import SkipList

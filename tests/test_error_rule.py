@@ -12,7 +12,8 @@ import pytest
 
 from mmer.config import config_from_dict
 from mmer.errors import BadInput
-from mmer.features import pipeline
+from mmer.extraction import job as pipeline
+from mmer.features import clips
 from mmer.features.cache import FeatureCache
 from mmer.io import SkipList
 from mmer.synth.ravdess import make_ravdess_set
@@ -38,7 +39,7 @@ def _cfg(root: Path, base: Path, workers: int = 0):
                      "device": "cpu"}})
 
 
-def _failing(kind: type[Exception], real=pipeline.prepare_clip):
+def _failing(kind: type[Exception], real=clips.prepare_clip):
     """prepare_clip, raising `kind` for the clips of actor 1."""
     def prepare(record, *args, **kwargs):
         if "Actor_01" in str(record.path):
@@ -53,7 +54,7 @@ class _PatchingDataset(pipeline.ClipDataset):
     kind: type[Exception] = TypeError
 
     def __getitem__(self, index: int):
-        pipeline.prepare_clip = _failing(self.kind)
+        clips.prepare_clip = _failing(self.kind)
         return super().__getitem__(index)
 
 
@@ -62,7 +63,7 @@ class _BadInputDataset(_PatchingDataset):
 
 
 def test_bad_input_is_skipped_and_listed(root, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "prepare_clip", _failing(BadInput))
+    monkeypatch.setattr(clips, "prepare_clip", _failing(BadInput))
     cfg = _cfg(root, tmp_path)
     summary = pipeline.extract(cfg, progress=False)
     assert summary.done == 2 and summary.skipped == 2
@@ -72,7 +73,7 @@ def test_bad_input_is_skipped_and_listed(root, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind", [TypeError, KeyError, RuntimeError])
 def test_a_bug_stops_extraction_naming_the_clip(root, tmp_path, monkeypatch, kind):
-    monkeypatch.setattr(pipeline, "prepare_clip", _failing(kind))
+    monkeypatch.setattr(clips, "prepare_clip", _failing(kind))
     cfg = _cfg(root, tmp_path)
     with pytest.raises(kind) as err:
         pipeline.extract(cfg, progress=False)

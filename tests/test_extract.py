@@ -9,9 +9,10 @@ import yaml
 
 from mmer.cli.extract import main
 from mmer.config import config_from_dict
+from mmer.datasets import collect_records
+from mmer.extraction.job import extract
 from mmer.features import cache as cache_module
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import collect_records, extract
 from mmer.io import SkipList
 from mmer.synth.meld import make_meld_set
 from mmer.synth.ravdess import make_ravdess_set

@@ -14,9 +14,9 @@ import torch
 import yaml
 
 from mmer.errors import BadInput
+from mmer.extraction.job import extract
 from mmer.features.cache import FeatureCache
 from mmer.features.claims import Claims, merge_skip_file, parse_shard, shard_items
-from mmer.features.pipeline import extract
 from mmer.io import SkipList
 from tests.test_extract import BAD, _cfg, _raw, clips, dataset  # noqa: F401 (fixtures)
 

@@ -9,9 +9,9 @@ import torch
 
 from mmer.config import config_from_dict
 from mmer.datasets import get_adapter
+from mmer.extraction.job import extract
 from mmer.features.backbones import Backbones
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import extract
 from mmer.train.data import fold_data
 from mmer.train.loop import run_fold
 

@@ -13,8 +13,9 @@ from mmer.datasets import get_adapter
 from mmer.datasets.mead import MeadRootError, scan_mead
 from mmer.datasets.records import ClipRecord
 from mmer.datasets.splits import SplitError, actor_folds, fold_split, record_actors, split_records
+from mmer.extraction.job import extract
 from mmer.features.cache import FeatureCache, feature_config_hash
-from mmer.features.pipeline import build_cropper, extract
+from mmer.features.clips import build_cropper
 from mmer.features.sampling import snippet_indices
 from mmer.features.video import (
     HaarFaceDetector,

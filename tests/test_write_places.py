@@ -22,7 +22,7 @@ from test_bad_inputs import _settings, _write_config
 import train as train_cli
 from mmer import io as mio
 from mmer.cli.extract import main as extract_main
-from mmer.features import pipeline
+from mmer.extraction import job as pipeline
 from mmer.io import WriteError, atomic_save, atomic_write_text
 from mmer.synth.ravdess import make_ravdess_set
 

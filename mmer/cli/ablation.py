@@ -18,7 +18,7 @@ from typing import Any
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.errors import BadInput, ConfigError
-from mmer.features.pipeline import extract
+from mmer.extraction.job import extract
 from mmer.train.ablation import (
     MARKER,
     finished_variant,

@@ -27,7 +27,7 @@ from mmer.cli.predict import main as predict_main
 from mmer.cli.train import main as train_main
 from mmer.config import Config, load_config
 from mmer.datasets import get_adapter
-from mmer.features.pipeline import extract
+from mmer.extraction.job import extract
 from mmer.io import atomic_write_json
 
 log = logging.getLogger("mmer.cli.demo")

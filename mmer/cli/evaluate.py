@@ -21,7 +21,7 @@ from mmer.cli import run_command
 from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run, fold_checkpoints
 from mmer.eval.report import fold_scalars
 from mmer.eval.sets import data_config
-from mmer.features.pipeline import extract
+from mmer.extraction.job import extract
 from mmer.train.runs import load_checkpoint
 
 log = logging.getLogger("evaluate")

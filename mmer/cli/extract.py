@@ -26,8 +26,8 @@ import torch
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.device import apply_threads
+from mmer.extraction.job import extract
 from mmer.features.claims import parse_shard
-from mmer.features.pipeline import extract
 
 log = logging.getLogger("mmer.extract")
 

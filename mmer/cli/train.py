@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_config, run_command
 from mmer.device import apply_threads
-from mmer.features.pipeline import extract
+from mmer.extraction.job import extract
 from mmer.io import writable_folder
 from mmer.train import distributed
 from mmer.train.chain import resolve_stage1

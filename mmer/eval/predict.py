@@ -35,7 +35,7 @@ from mmer.eval.sets import (
 )
 from mmer.features.backbones import Backbones
 from mmer.features.cache import make_entry
-from mmer.features.pipeline import ClipDataset
+from mmer.features.clips import ClipDataset
 from mmer.inputs.builder import finish_entries
 from mmer.metrics.knn import knn_predict
 from mmer.train.runs import (

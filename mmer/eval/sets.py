@@ -19,11 +19,10 @@ from torch import nn
 
 from mmer.config import Config, ConfigError, config_from_dict
 from mmer.config.keys import batch_keys, needs_media
-from mmer.datasets import get_adapter
+from mmer.datasets import collect_records, get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import collect_records
 from mmer.inputs.builder import MissingFeaturesError, model_entries
 from mmer.inputs.datasets import FeatureDataset, eval_loader
 from mmer.io import SkipList

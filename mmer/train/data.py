@@ -16,12 +16,11 @@ import torch
 
 from mmer.config import Config
 from mmer.config.keys import batch_keys, input_keys, needs_media, uses_tokens
-from mmer.datasets import get_adapter
+from mmer.datasets import collect_records, get_adapter
 from mmer.datasets.base import PARTS
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache
-from mmer.features.pipeline import collect_records
 from mmer.features.tokenizer import Tokenizer, make_tokenizer
 from mmer.inputs.builder import model_entries, visual_features_of
 from mmer.inputs.datasets import FeatureDataset

@@ -1,7 +1,7 @@
 """Turn every clip of a dataset into cached backbone features (``python -m mmer.extract``).
 
 Clips already in the cache are skipped, so a killed run resumes where it stopped.
-Decoding and snippet/segment building run in DataLoader workers
+Decoding and snippet/segment building (:class:`mmer.features.clips.ClipDataset`) run in DataLoader workers
 (``features.num_workers``) so they overlap the backbone passes; the backbones see
 ``features.batch_size`` snippets (or segments) per forward pass, gathered from
 several clips. A clip that cannot be used (:func:`mmer.errors.is_bad_input`) is listed
@@ -19,33 +19,24 @@ import logging
 import os
 import resource
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mmer.config import Config
-from mmer.config.keys import needs_media
-from mmer.config.schema import WHISPER_AUDIO
-from mmer.datasets import get_adapter
+from mmer.datasets import collect_records, get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.device import resolve_device
-from mmer.errors import is_bad_input
-from mmer.features.audio import Egemaps, audio_segments
 from mmer.features.backbones import Backbones
 from mmer.features.cache import CacheEntryError, FeatureCache, make_entry
 from mmer.features.claims import LOCKS, Claims, merge_skip_file, record_summary, shard_items, worker_id
-from mmer.features.mtcnn import make_detector
-from mmer.features.video import FaceDetector, snippet_plan, views_at
-from mmer.features.whisper import whisper_window
+from mmer.features.clips import ClipDataset
 from mmer.io import SkipList, WriteError, clean_orphans, writable_folder
-from mmer.media.decode import decode_clip
 
 log = logging.getLogger(__name__)
 
@@ -75,115 +66,6 @@ class ExtractSummary:
     @property
     def clips_per_s(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
-
-
-def collect_records(cfg: Config) -> tuple[list[ClipRecord], SkipList]:
-    """All clips of ``cfg.dataset``, sorted by clip id, and the files the reader skipped.
-
-    A model that reads no media (text-only MELD) gets records without media files."""
-    records, skips = get_adapter(cfg).records(cfg, require_media=needs_media(cfg))
-    return sorted(records, key=lambda r: r.clip_id), skips
-
-
-def wanted_streams(cfg: Config) -> tuple[bool, bool]:
-    """(video, audio): which streams the clips of this config have and are used."""
-    video, audio = get_adapter(cfg).streams(cfg)
-    return video and cfg.backbone.video != "none", audio
-
-
-def build_cropper(cfg: Config) -> FaceDetector | None:
-    """The face detector of ``video.face_detector`` (None for "none")."""
-    name = cfg.video.face_detector
-    return None if name == "none" else make_detector(name, weights_dir=cfg.backbone.weights_dir)
-
-
-def view_seed(record: ClipRecord) -> int:
-    """The seed of a clip's training views: a stable function of its clip id alone."""
-    return zlib.crc32(record.clip_id.encode("utf-8"))
-
-
-def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
-                 cropper: FaceDetector | None = None,
-                 functionals: Egemaps | None = None) -> dict[str, Any]:
-    """Decode one clip into backbone inputs.
-
-    Returns ``snippets`` (S, 3, L, H, W) float32 when `video` (and ``views``, a list of
-    ``features.train_views`` more of that shape, when it is above 0), ``logmel``
-    (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) by `functionals` when given;
-    ``whisper_mel`` (80, T) and ``whisper_valid`` for the ``whisper_tiny`` backbone),
-    ``face_misses`` and ``truncated``.
-    Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
-    """
-    adapter = get_adapter(cfg)
-    max_seconds = adapter.max_seconds(cfg)
-    plan: list = []
-
-    def pick(pts, end):  # the snippets' frames, chosen by time before any is decoded
-        plan[:] = snippet_plan(pts, end, cfg.video, n_views=cfg.features.train_views,
-                               seed=view_seed(record))
-        return np.concatenate([p.ravel() for p in plan])
-
-    clip = decode_clip(record.path, video=video, audio=audio, sample_rate=cfg.audio.sample_rate,
-                       max_seconds=max_seconds, pick=pick)
-    out: dict[str, Any] = {"face_misses": 0, "truncated": clip.truncated, "flags": list(clip.notes)}
-    if clip.truncated:
-        out["flags"].append(f"longer than {adapter.name}.max_seconds = {max_seconds:g} s: "
-                            "only that much is used")
-    if video:
-        out["snippets"], views, out["face_misses"] = views_at(
-            clip.frames, clip.frame_index, plan, cfg.video, cropper)
-        if views:
-            out["views"] = views
-        if clip.n_frames < cfg.video.snippet_len:
-            out["flags"].append(f"only {clip.n_frames} video frames, repeated to fill "
-                                f"{cfg.video.snippet_len}-frame snippets")
-    if audio:
-        out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
-        if cfg.backbone.audio in WHISPER_AUDIO:
-            out["whisper_mel"], out["whisper_valid"] = whisper_window(
-                clip.audio, clip.sample_rate, cfg.audio, cfg.backbone.whisper_frames)
-        if functionals is not None:
-            out["egemaps"] = functionals(clip.audio, clip.sample_rate)
-    return out
-
-
-class ClipDataset(Dataset):
-    """Item i: ``prepare_clip`` of records[i] plus ``index``, or ``{"index", "error"}``."""
-
-    def __init__(self, records: Sequence[ClipRecord], cfg: Config, *, claims: Claims | None = None,
-                 cache: FeatureCache | None = None) -> None:
-        self.records = list(records)
-        self.cfg = cfg
-        self.claims, self.cache = claims, cache
-        self.video, self.audio = wanted_streams(cfg)
-        self._cropper: FaceDetector | None = None  # built lazily: one per worker process
-        self._functionals: Egemaps | None = None
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self.records[index]
-        if self.claims is not None:  # claimed here, where the decoding starts, so work is shared
-            if not self.claims.acquire(str(record.path)):
-                return {"index": index, "busy": True}
-            if self.cache is not None and self.cache.has(record):
-                self.claims.release(str(record.path))
-                return {"index": index, "cached": True}
-        try:
-            if self._cropper is None and self.video:
-                self._cropper = build_cropper(self.cfg)
-            if self._functionals is None and self.audio and self.cfg.audio.functionals == "egemaps":
-                self._functionals = Egemaps()
-            inputs = prepare_clip(record, self.cfg, video=self.video, audio=self.audio,
-                                  cropper=self._cropper, functionals=self._functionals)
-            return {"index": index, **inputs}
-        except Exception as err:
-            if not is_bad_input(err):  # a bug: stop the job with its traceback, naming the clip
-                err.add_note(f"while preparing clip {record.path}")
-                raise
-            reason = str(err) if str(record.path) in str(err) else f"{record.path}: {err}"
-            return {"index": index, "error": f"{type(err).__name__}: {reason}"}
 
 
 def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
