@@ -27,8 +27,8 @@ from bench.train import N_CLASSES, SHAPES, optimiser_step, timed
 from mmer.config import config_from_dict
 from mmer.losses import build_loss
 from mmer.models.build import build_model
+from mmer.models.forward import autocast
 from mmer.train import distributed
-from mmer.train.engine import autocast
 
 NAMES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 

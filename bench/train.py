@@ -23,7 +23,7 @@ import torch
 from mmer.config import config_from_dict
 from mmer.losses import build_loss
 from mmer.models.build import build_model
-from mmer.train.engine import autocast
+from mmer.models.forward import autocast
 
 SHAPES = {"video": (6, 2048, 4, 4), "audio": (6, 512)}
 N_CLASSES = 8

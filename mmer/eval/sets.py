@@ -23,11 +23,10 @@ from mmer.datasets import collect_records, get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache
-from mmer.inputs.builder import MissingFeaturesError, model_entries
+from mmer.inputs.builder import MissingFeaturesError, model_entries, same_shapes
 from mmer.inputs.datasets import FeatureDataset, eval_loader
 from mmer.io import SkipList
-from mmer.train.data import same_shapes
-from mmer.train.engine import embed
+from mmer.models.forward import embed
 from mmer.train.runs import checkpoint_tokenizer
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def fold_entries(ckpt: Mapping[str, Any], *, data_root: str | None = None,
     wanted = ("train",) if other else ("train", "val", "test")
     parts = {p: load_entries(cfg, records[p], p, ckpt) for p in wanted if p in records}
     if not other:
-        # The clips training left out for their input shape (see mmer.train.data.same_shapes).
+        # The clips training left out for their input shape (see mmer.inputs.builder.same_shapes).
         return same_shapes(parts, batch_keys(cfg), skipped if skipped is not None else SkipList()), cfg
     other_cfg = data_config(ckpt["config"], data_root, data_overrides)
     other_records, skips = collect_records(other_cfg)

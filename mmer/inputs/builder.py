@@ -15,10 +15,13 @@
 4. per-speaker standardisation (``model.speaker_norm``).
 
 An entry is the dict of docs/design.md; :func:`mmer.inputs.datasets.FeatureDataset`
-stacks the keys of :func:`mmer.config.keys.batch_keys` into tensors.
+stacks the keys of :func:`mmer.config.keys.batch_keys` into tensors. :func:`same_shapes`
+leaves out the entries whose inputs are shaped unlike most training entries (training and
+evaluation alike).
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -165,3 +168,29 @@ def text_mode(cfg: Config) -> str | None:
     if uses_trunk(cfg):
         return "trunk"
     return "tokens" if uses_tokens(cfg.text) else "embedding"
+
+
+def same_shapes(entries: dict[str, list[dict]], keys: list[str],
+                 skips: SkipList) -> dict[str, list[dict]]:
+    """Each part's entries less those whose inputs differ in shape from most training
+    entries (e.g. a long clip's log-mel segments without ``audio.clip_seconds``), listed."""
+    train = entries.get("train") or []
+    want = {}
+    for key in keys:
+        shapes = Counter(tuple(e[key].shape) for e in train if hasattr(e.get(key), "shape"))
+        if shapes:
+            want[key] = shapes.most_common(1)[0][0]
+    if not want:
+        return entries
+    out = {}
+    for part, part_entries in entries.items():
+        out[part] = []
+        for e in part_entries:
+            odd = [k for k, shape in want.items() if hasattr(e.get(k), "shape") and tuple(e[k].shape) != shape]
+            if odd:
+                hint = "; set audio.clip_seconds to give every clip one length" if "logmel" in odd else ""
+                skips.add(e["clip_id"], f"{odd[0]!r} has shape {tuple(e[odd[0]].shape)}, most training "
+                                        f"clips {want[odd[0]]}{hint}")
+            else:
+                out[part].append(e)
+    return out

@@ -8,7 +8,6 @@ tokenizer is fitted on the training texts here and travels in the checkpoint.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
 from mmer.features.cache import FeatureCache
 from mmer.features.tokenizer import Tokenizer, make_tokenizer
-from mmer.inputs.builder import model_entries, visual_features_of
+from mmer.inputs.builder import model_entries, same_shapes, visual_features_of
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
 from mmer.seed import derive_seed, make_generator
@@ -78,32 +77,6 @@ def fold_data(cfg: Config, fold: int, *, merge_val: bool = False) -> FoldData:
     return FoldData(datasets, split, adapter.label_names,
                     {t: len(n) for t, n in adapter.extra_tasks.items()}, skips, tokenizer,
                     {r.clip_id: str(r.path) for r in parts["train"] if r.path is not None})
-
-
-def same_shapes(entries: dict[str, list[dict]], keys: list[str],
-                 skips: SkipList) -> dict[str, list[dict]]:
-    """Each part's entries less those whose inputs differ in shape from most training
-    entries (e.g. a long clip's log-mel segments without ``audio.clip_seconds``), listed."""
-    train = entries.get("train") or []
-    want = {}
-    for key in keys:
-        shapes = Counter(tuple(e[key].shape) for e in train if hasattr(e.get(key), "shape"))
-        if shapes:
-            want[key] = shapes.most_common(1)[0][0]
-    if not want:
-        return entries
-    out = {}
-    for part, part_entries in entries.items():
-        out[part] = []
-        for e in part_entries:
-            odd = [k for k, shape in want.items() if hasattr(e.get(k), "shape") and tuple(e[k].shape) != shape]
-            if odd:
-                hint = "; set audio.clip_seconds to give every clip one length" if "logmel" in odd else ""
-                skips.add(e["clip_id"], f"{odd[0]!r} has shape {tuple(e[odd[0]].shape)}, most training "
-                                        f"clips {want[odd[0]]}{hint}")
-            else:
-                out[part].append(e)
-    return out
 
 
 def _dataset(cfg: Config, entries: list[dict], part: str) -> FeatureDataset | None:

@@ -1,59 +1,26 @@
-"""One training epoch, and embedding a dataset with a trained model."""
+"""One training epoch (batches split and autocast by :mod:`mmer.models.forward`)."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 
 from mmer.errors import TrainingStopped
 from mmer.inputs.datasets import mixup_batch
 from mmer.losses import EmotionLoss
+from mmer.models.forward import autocast, split_batch
 
 log = logging.getLogger(__name__)
-
-_NOT_INPUTS = ("label", "index")
 
 
 class NonFiniteLossError(TrainingStopped):
     """The loss became NaN or infinite; training stops instead of writing garbage."""
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def split_batch(batch: Mapping[str, Any], device: torch.device,
-                tasks: Iterable[str] = ()) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor | None]:
-    """(model inputs, targets, triplet indices) of a collated batch, on `device`.
-
-    A TripletDataset batch ``{"anchor", "positive", "negative"}`` (B each) becomes one
-    batch of 3B with indices (0..B-1, B..2B-1, 2B..3B-1) for the triplet loss.
-    """
-    tasks = list(tasks)
-    if "anchor" in batch:
-        parts = [batch[k] for k in ("anchor", "positive", "negative")]
-        b = len(parts[0]["label"])
-        merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k != "index"}
-        idx = torch.arange(b, device=device)
-        inputs, targets, _ = split_batch(merged, device, tasks)
-        return inputs, targets, (idx, idx + b, idx + 2 * b)
-    targets = {"label": batch["label"].to(device)}
-    for task in tasks:
-        targets[task] = batch[task].to(device)
-    skip = set(_NOT_INPUTS) | set(tasks)
-    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in skip}
-    return inputs, targets, None
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], loss_fn: EmotionLoss,
@@ -103,23 +70,3 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], loss_
     means = {k: v / max(n_items, 1) for k, v in sums.items()}
     means["clips_per_s"] = n_items / seconds if seconds > 0 else math.nan
     return means
-
-
-@torch.no_grad()
-def embed(model: nn.Module, loader: Iterable[Mapping[str, Any]], *, device: torch.device,
-          tasks: Iterable[str] = ()) -> dict[str, np.ndarray]:
-    """Run `model` in eval mode over `loader` (unshuffled): embedding (N, E), logits (N, K),
-    labels (N,), and ``extra_logits/<task>`` (N, K_task) for each task the model has."""
-    model.eval()
-    out: dict[str, list[np.ndarray]] = {"embedding": [], "logits": [], "labels": []}
-    tasks = list(tasks)
-    for batch in loader:
-        inputs, targets, _ = split_batch(batch, device, tasks)
-        with autocast(device):
-            result = model(inputs)
-        out["embedding"].append(result.embedding.float().cpu().numpy())
-        out["logits"].append(result.logits.float().cpu().numpy())
-        out["labels"].append(targets["label"].cpu().numpy())
-        for task, logits in result.extra_logits.items():
-            out.setdefault(f"extra_logits/{task}", []).append(logits.float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}

@@ -30,12 +30,13 @@ from mmer.io import atomic_write_json, clean_orphans, writable_folder
 from mmer.losses import build_loss
 from mmer.metrics.scores import SCALAR_METRICS, classification_metrics
 from mmer.models.build import build_model
+from mmer.models.forward import embed
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.nets.sentence_net import TopBlocks
 from mmer.seed import derive_seed, seed_everything, set_deterministic
 from mmer.train import distributed
 from mmer.train.data import FoldData, fold_data
-from mmer.train.engine import embed, train_one_epoch
+from mmer.train.engine import train_one_epoch
 from mmer.train.runs import (
     git_info,
     load_checkpoint,
