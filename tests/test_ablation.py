@@ -15,8 +15,8 @@ import torch
 import evaluate
 from mmer.cli import ablation
 from mmer.media.write import write_audio
+from mmer.runs.folder import load_checkpoint, model_from_checkpoint
 from mmer.synth.render import EMOTION_CODES, Look, render_tone
-from mmer.train.runs import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_aus.yaml"

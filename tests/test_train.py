@@ -12,16 +12,16 @@ import mmer.train.loop as training
 from mmer.config import Config
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
-from mmer.train.data import FoldData
-from mmer.train.engine import NonFiniteLossError
-from mmer.train.loop import lr_lambda, train_fold
-from mmer.train.runs import (
+from mmer.runs.folder import (
     load_checkpoint,
     model_from_checkpoint,
     read_metrics,
     summarise_folds,
     write_summary,
 )
+from mmer.train.data import FoldData
+from mmer.train.engine import NonFiniteLossError
+from mmer.train.loop import lr_lambda, train_fold
 
 NAMES = ["neutral", "calm", "happy", "sad"]
 

@@ -21,9 +21,9 @@ from mmer.inputs.datasets import trim_collate
 from mmer.nets.minilm import masked_mean, minilm_dir
 from mmer.nets.pretrained import WeightLoadError
 from mmer.nets.sentence_net import TopBlocks, load_sentence_net
+from mmer.runs.folder import load_checkpoint, model_from_checkpoint
 from mmer.train.data import fold_data
 from mmer.train.loop import train_fold
-from mmer.train.runs import load_checkpoint, model_from_checkpoint
 from tests.test_meld_train import _meld_root
 from tests.test_train import assert_same_run
 

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmer.cli import run_command
-from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run, fold_checkpoints
+from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run
 from mmer.eval.report import fold_scalars
 from mmer.eval.sets import data_config
 from mmer.extraction.job import extract
-from mmer.train.runs import load_checkpoint
+from mmer.runs.folder import fold_checkpoints, load_checkpoint
 
 log = logging.getLogger("evaluate")
 HEADLINE = ("softmax head / accuracy", "softmax head / UAR")

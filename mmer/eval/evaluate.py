@@ -33,7 +33,7 @@ from mmer.eval.sets import (
 from mmer.io import SkipList, WriteError
 from mmer.metrics.knn import knn_predict_many
 from mmer.metrics.scores import classification_metrics, embedding_metrics
-from mmer.train.runs import load_checkpoint, model_from_checkpoint, write_reference
+from mmer.runs.folder import fold_checkpoints, load_checkpoint, model_from_checkpoint, write_reference
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 
@@ -230,16 +230,6 @@ def _write_reference(path: Path, ckpt: dict[str, Any], train: EmbeddedSet,
 
 def _actor_order(speaker: str) -> tuple[int, str]:
     return (int(speaker), "") if speaker.isdigit() else (1 << 30, speaker)
-
-
-def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
-    """``<run>/fold_<k>/<which>.pt`` of every fold that has one, by fold number."""
-    run_dir = Path(run_dir)
-    found = [d / f"{which}.pt" for d in run_dir.glob("fold_*") if (d / f"{which}.pt").is_file()
-             and d.name.split("_", 1)[1].isdigit()]
-    if not found:
-        raise BadInput(f"{run_dir}: no fold_<k>/{which}.pt found (train the run first)")
-    return sorted(found, key=lambda p: int(p.parent.name.split("_", 1)[1]))
 
 
 def evaluate_run(run_dir: str | Path, *, which: str = "best", data_root: str | None = None,

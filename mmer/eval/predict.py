@@ -24,7 +24,6 @@ from mmer.config import Config, config_from_dict
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
-from mmer.eval.evaluate import fold_checkpoints
 from mmer.eval.sets import (
     EmbeddedSet,
     backbone_status,
@@ -38,8 +37,9 @@ from mmer.features.cache import make_entry
 from mmer.features.clips import ClipDataset
 from mmer.inputs.builder import finish_entries
 from mmer.metrics.knn import knn_predict
-from mmer.train.runs import (
+from mmer.runs.folder import (
     checkpoint_tokenizer,
+    fold_checkpoints,
     load_checkpoint,
     model_from_checkpoint,
     read_reference,

@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from mmer.config import Config, ConfigError, config_to_dict, load_config
+from mmer.runs.folder import TEXT_ENCODER_DIR, fold_dir
 from mmer.train import distributed
-from mmer.train.loop import TEXT_ENCODER_DIR, config_diff, run_fold
-from mmer.train.runs import fold_dir
+from mmer.train.loop import config_diff, run_fold
 
 log = logging.getLogger(__name__)
 PASSED_DOWN = ("features.cache_dir", "train.runs_dir", "train.device", "train.num_workers",

@@ -33,11 +33,8 @@ from mmer.models.build import build_model
 from mmer.models.forward import embed
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.nets.sentence_net import TopBlocks
-from mmer.seed import derive_seed, seed_everything, set_deterministic
-from mmer.train import distributed
-from mmer.train.data import FoldData, fold_data
-from mmer.train.engine import train_one_epoch
-from mmer.train.runs import (
+from mmer.runs.folder import (
+    TEXT_ENCODER_DIR,
     git_info,
     load_checkpoint,
     model_from_checkpoint,
@@ -46,11 +43,13 @@ from mmer.train.runs import (
     write_metrics,
     write_reference,
 )
+from mmer.seed import derive_seed, seed_everything, set_deterministic
+from mmer.train import distributed
+from mmer.train.data import FoldData, fold_data
+from mmer.train.engine import train_one_epoch
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
-# A fine-tuned MiniLM run writes its best encoder here (fold folder), for text.model_dir.
-TEXT_ENCODER_DIR = "text_encoder"
 
 
 def lr_lambda(total_steps: int, warmup_steps: int):

@@ -1,8 +1,10 @@
-"""Run folders, git provenance, checkpoints (atomic), metrics log and fold summaries.
+"""The run folder, read and written by training and evaluation alike: git provenance,
+checkpoints (atomic), the metrics log, fold summaries and ``reference.pt``.
 
 Layout (docs/design.md): ``runs/<name>/fold_<k>/`` with ``config.yaml``, ``split.json``,
-``metrics.jsonl``, ``last.pt``, ``best.pt``, TensorBoard events; ``runs/<name>/summary.md``
-and ``summary.json`` after ``--folds all``.
+``metrics.jsonl``, ``last.pt``, ``best.pt``, ``reference.pt``, ``text_encoder/`` (a
+fine-tuned MiniLM), TensorBoard events; ``runs/<name>/summary.md`` and ``summary.json``
+after ``--folds all``.
 
 A checkpoint is a dict (format :data:`CHECKPOINT_FORMAT`)::
 
@@ -36,6 +38,8 @@ from mmer.models.build import build_model
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+# A fine-tuned MiniLM run writes its best encoder here (fold folder), for text.model_dir.
+TEXT_ENCODER_DIR = "text_encoder"
 
 
 def git_info(repo: str | Path = ".") -> dict[str, Any]:
@@ -50,6 +54,16 @@ def git_info(repo: str | Path = ".") -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError, ValueError):
         return {"sha": None, "date": None, "dirty": None}
     return {"sha": sha, "date": date, "dirty": bool(status)}
+
+
+def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
+    """``<run>/fold_<k>/<which>.pt`` of every fold that has one, by fold number."""
+    run_dir = Path(run_dir)
+    found = [d / f"{which}.pt" for d in run_dir.glob("fold_*") if (d / f"{which}.pt").is_file()
+             and d.name.split("_", 1)[1].isdigit()]
+    if not found:
+        raise BadInput(f"{run_dir}: no fold_<k>/{which}.pt found (train the run first)")
+    return sorted(found, key=lambda p: int(p.parent.name.split("_", 1)[1]))
 
 
 def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
