@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from mmer.config import ConfigError
-from mmer.eval.report import write_fold_report
+from mmer.evaluation.report import write_fold_report
 from mmer.runs.folder import load_checkpoint, read_metrics
 from mmer.train import distributed
 from mmer.train.loop import train_fold

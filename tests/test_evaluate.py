@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mmer.config import EvalConfig
-from mmer.eval.evaluate import EmbeddedSet, make_plots, score_sets, speaker_colourings
+from mmer.evaluation.evaluate import EmbeddedSet, make_plots, score_sets, speaker_colourings
 
 NAMES = ["neutral", "calm", "happy", "sad"]
 
@@ -156,7 +156,7 @@ def test_evaluate_run_writes_fold_and_summary_reports(tiny_run):
 
 @pytest.mark.slow
 def test_checkpoint_model_comes_from_the_checkpoint(tiny_run, tmp_path):
-    from mmer.eval.evaluate import evaluate_checkpoint
+    from mmer.evaluation.evaluate import evaluate_checkpoint
 
     # Changing the YAML after training must not matter: the config is read from best.pt.
     tiny_run.config.write_text("model: {d_model: 999}\n")

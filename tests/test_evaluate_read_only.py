@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from mmer.eval import evaluate as ev
-from mmer.eval.sets import EmbeddedSet
+from mmer.evaluation import evaluate as ev
+from mmer.evaluation.sets import EmbeddedSet
 from mmer.io import WriteError
 
 

@@ -28,8 +28,8 @@ STAGES = [
     ("mmer.metrics.scores", 9), ("mmer.metrics.knn", 9),
     ("mmer.train", 10),
     ("mmer.viz", 11),
-    ("mmer.eval", 12),
-    ("mmer.train.ablation", 13),
+    ("mmer.evaluation", 12),
+    ("mmer.experiments.ablation", 13),
     ("mmer.cli", 14),
     ("mmer", 15),  # the `python -m mmer.X` entry modules (two-line shims)
 ]

@@ -10,8 +10,8 @@ from test_evaluate import tiny_run  # noqa: F401  (the session's trained run, bu
 
 from mmer.cli.predict import main
 from mmer.datasets import get_adapter
-from mmer.eval.predict import featurise, predict_clip
-from mmer.eval.sets import checkpoint_records, embed_entries, load_entries, model_keys
+from mmer.evaluation.sets import checkpoint_records, embed_entries, load_entries, model_keys
+from mmer.prediction.predict import featurise, predict_clip
 from mmer.runs.folder import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow

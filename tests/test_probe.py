@@ -15,7 +15,7 @@ from mmer.cli.probe import model_figures
 from mmer.config import load_config
 from mmer.datasets import get_adapter
 from mmer.datasets.splits import fold_split, record_actors, split_records
-from mmer.eval.probe import C_GRID, linear_probe, pool_inputs, pool_key
+from mmer.experiments.probe import C_GRID, linear_probe, pool_inputs, pool_key
 
 NAMES = ["neutral", "happy", "angry"]
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_audio.yaml"

@@ -6,13 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mmer.eval.report import (
-    aggregate_folds,
-    fold_scalars,
-    write_fold_report,
-    write_summary,
-)
-from mmer.eval.sets import backbone_status
+from mmer.evaluation.report import aggregate_folds, fold_scalars, write_fold_report, write_summary
+from mmer.evaluation.sets import backbone_status
 from mmer.metrics.scores import classification_metrics
 
 NAMES = ["neutral", "happy", "sad"]
@@ -92,7 +87,7 @@ def test_summary_files(tmp_path):
 
 
 def test_backbone_line_never_claims_pretrained_without_a_loaded_file():
-    from mmer.eval.report import _backbone_line
+    from mmer.evaluation.report import _backbone_line
 
     scratch = {"random": False, "pretrained": {"audio": "log-mel ResNet-18 inside the model, trained from scratch",
                                                "visual": "precomputed features (no backbone)"}}

@@ -13,10 +13,10 @@ from test_ablation import make_set
 
 import evaluate
 from mmer.cli import ablation
-from mmer.eval.predict import predict_clip
-from mmer.eval.sets import checkpoint_records, load_entries
+from mmer.evaluation.sets import checkpoint_records, load_entries
 from mmer.features.audio import EGEMAPS_DIM, Egemaps
 from mmer.inputs.speaker_norm import speaker_normalise
+from mmer.prediction.predict import predict_clip
 from mmer.runs.folder import load_checkpoint
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_egemaps.yaml"

@@ -4,7 +4,7 @@
         [--run-name NAME] [--variants visual,audio,cross_attention,concat,late]
         [--extract] [--plots] [--table-only]
 
-See :mod:`mmer.train.ablation`. Exit codes as train.py: 0 done, 1 training stopped,
+See :mod:`mmer.experiments.ablation`. Exit codes as train.py: 0 done, 1 training stopped,
 2 bad config or data, 130 interrupted.
 """
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 
 from mmer.cli import add_config_args, load_args_config, run_command
 from mmer.errors import BadInput, ConfigError
-from mmer.extraction.job import extract
-from mmer.train.ablation import (
+from mmer.experiments.ablation import (
     MARKER,
     finished_variant,
     run_variant,
@@ -27,6 +26,7 @@ from mmer.train.ablation import (
     variants,
     write_ablation,
 )
+from mmer.extraction.job import extract
 
 log = logging.getLogger("mmer.ablation")
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmer.cli import run_command
-from mmer.eval.evaluate import evaluate_checkpoint, evaluate_run
-from mmer.eval.report import fold_scalars
-from mmer.eval.sets import data_config
+from mmer.evaluation.evaluate import evaluate_checkpoint, evaluate_run
+from mmer.evaluation.report import fold_scalars
+from mmer.evaluation.sets import data_config
 from mmer.extraction.job import extract
 from mmer.runs.folder import fold_checkpoints, load_checkpoint
 

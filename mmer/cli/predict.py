@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmer.cli import run_command
-from mmer.eval.predict import ClipError, predict_clip, render_text, resolve_checkpoint
+from mmer.prediction.predict import ClipError, predict_clip, render_text, resolve_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

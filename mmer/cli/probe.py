@@ -6,7 +6,7 @@
 Per fold, the model's own train / val / test inputs (:func:`mmer.train.data.fold_data`,
 from the feature cache: run ``python -m mmer.extract`` first) are pooled to one vector per
 clip and scored by a standardised logistic regression whose C is chosen on the validation
-part (:mod:`mmer.eval.probe`). When ``<runs_dir>/<NAME>/`` holds the model's results
+part (:mod:`mmer.experiments.probe`). When ``<runs_dir>/<NAME>/`` holds the model's results
 (``fold_<k>/report.json`` of evaluate.py, else ``summary.json`` of ``train.py --folds all``),
 its softmax-head figures are printed beside the probe's. Writes ``probe.json`` and
 ``probe.md`` to ``<runs_dir>/<NAME>/``. Exit codes: 0 done, 2 bad config or data,
@@ -24,7 +24,14 @@ from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_con
 from mmer.datasets import get_adapter
 from mmer.device import apply_threads
 from mmer.errors import BadInput
-from mmer.eval.probe import PROBE_METRICS, ProbeResult, linear_probe, pool_inputs, probe_doc, render_markdown
+from mmer.experiments.probe import (
+    PROBE_METRICS,
+    ProbeResult,
+    linear_probe,
+    pool_inputs,
+    probe_doc,
+    render_markdown,
+)
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import atomic_write_json, atomic_write_text
 from mmer.train.data import fold_data

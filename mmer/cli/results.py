@@ -28,7 +28,7 @@ import numpy as np
 from mmer.cli import run_command
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.eval.report import fold_scalars
+from mmer.evaluation.report import fold_scalars
 from mmer.io import atomic_write_text
 
 log = logging.getLogger("mmer.results")

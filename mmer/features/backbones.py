@@ -7,7 +7,7 @@ reads every frame of a snippet and its maps are averaged over the snippet
 is (S, C, h, w), and its training views (``"views"`` of the item) become
 ``"video_views"`` (K, S, C, h, w).
 
-Used by :mod:`mmer.extraction.job` (the cache) and :mod:`mmer.eval.predict` (features of a new clip made
+Used by :mod:`mmer.extraction.job` (the cache) and :mod:`mmer.prediction.predict` (features of a new clip made
 by the same code).
 
 Audio backbones (``backbone.audio``):

@@ -24,7 +24,7 @@ from mmer.config import Config, config_from_dict
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
-from mmer.eval.sets import (
+from mmer.evaluation.sets import (
     EmbeddedSet,
     backbone_status,
     checkpoint_records,
@@ -45,7 +45,7 @@ from mmer.runs.folder import (
     read_reference,
 )
 
-log = logging.getLogger("mmer.eval.predict")
+log = logging.getLogger("mmer.prediction.predict")
 
 
 class ClipError(BadInput):

@@ -1,6 +1,6 @@
 """Linear probes of the frozen 2D frame encoders on the 24 real MEAD clips.
 
-    python -m bench.mead_probe [--data ../shared/data/mead-video] [--weights resnet]
+    python -m mmer.experiments.mead_probe [--data ../shared/data/mead-video] [--weights resnet]
                                [--crop haar|centre] [--margin 0.2] [--size 112] [--frames 16]
                                [--speaker-norm]
 
@@ -39,15 +39,11 @@ from sklearn.preprocessing import StandardScaler
 from mmer.config import VideoConfig
 from mmer.features.video import HaarFaceDetector, video_snippets
 from mmer.inputs.speaker_norm import speaker_normalise
+from mmer.media.decode import decode_clip
 from mmer.nets.frame_encoders import build_frame_encoder, prepare_frames, unnormalise_snippets
 from mmer.nets.mini_xception import FER_CLASSES
 
-try:  # the package restructuring moves decoding to mmer.media
-    from mmer.media.decode import decode_clip
-except ImportError:
-    from mmer.media.decode import decode_clip
-
-log = logging.getLogger("bench.mead_probe")
+log = logging.getLogger("mmer.experiments.mead_probe")
 
 MEAD_EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 FER_TO_MEAD = {"angry": "angry", "disgust": "disgusted", "fear": "fear", "happy": "happy",

@@ -1,6 +1,6 @@
 """How often do the Haar and MTCNN face detectors find a face, and how fast are they?
 
-    OMP_NUM_THREADS=1 python -m bench.face_hits [--data ../shared/data] [--weights resnet]
+    OMP_NUM_THREADS=1 python -m mmer.experiments.face_hits [--data ../shared/data] [--weights resnet]
         [--batch 16] [--limit N] [--min-face-fraction 0.0] [--only SUBSTRING]
 
 Runs both detectors on every decoded frame of the 24 MEAD clips (mead-video/) and of
@@ -27,7 +27,7 @@ import torch
 from mmer.features.mtcnn import MtcnnFaceDetector, box_overlap
 from mmer.features.video import Box, HaarFaceDetector
 
-log = logging.getLogger("bench.face_hits")
+log = logging.getLogger("mmer.experiments.face_hits")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -6,7 +6,7 @@ Every variant is the config with only ``model.modalities`` / ``model.fusion`` ch
 one variant per modality of ``model.modalities`` (alone, concat head) and one per
 fusion option over all of them. Each is trained on every fold with
 :func:`mmer.train.loop.run_fold` (resuming from ``last.pt``) and evaluated with
-:func:`mmer.eval.evaluate.evaluate_run` into ``<runs_dir>/<NAME>/<variant>/``. A variant
+:func:`mmer.evaluation.evaluate.evaluate_run` into ``<runs_dir>/<NAME>/<variant>/``. A variant
 whose evaluation finished with the same config (``ablation_variant.json``) is reused,
 so rerunning the command resumes. Writes ``ablation.md`` and ``ablation.json`` (per
 fold, mean +- std of accuracy and UAR for the softmax head and FAISS kNN) to
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from mmer.config import Config, config_to_dict
-from mmer.eval.evaluate import evaluate_run
-from mmer.eval.report import aggregate_folds
+from mmer.evaluation.evaluate import evaluate_run
+from mmer.evaluation.report import aggregate_folds
 from mmer.io import atomic_write_json, atomic_write_text
 from mmer.models.fusion import FUSIONS
 from mmer.train.loop import run_fold
 
-log = logging.getLogger("mmer.train.ablation")
+log = logging.getLogger("mmer.experiments.ablation")
 MARKER = "ablation_variant.json"
 METRICS = ("accuracy", "UAR")
 

@@ -4,7 +4,7 @@ The scoring here is a pure function of the model's outputs (:class:`EmbeddedSet`
 the training clips are the kNN reference, every other part (validation, test, or the
 clips of another data root) is scored against them. :func:`evaluate_checkpoint` and
 :func:`evaluate_run` rebuild the model from a checkpoint, embed the fold's clips from
-the feature cache (:mod:`mmer.eval.sets`) and write the reports and plots.
+the feature cache (:mod:`mmer.evaluation.sets`) and write the reports and plots.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from mmer.config import EvalConfig, config_to_dict
 from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.eval.report import write_fold_report, write_summary
-from mmer.eval.sets import (
+from mmer.evaluation.report import write_fold_report, write_summary
+from mmer.evaluation.sets import (
     EmbeddedSet,
     backbone_status,
     checkpoint_records,
@@ -155,7 +155,7 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     """Evaluate one fold's checkpoint; write report.json, report.md and PNGs; return the report.
 
     The model and the clips of each part come from the checkpoint alone. `data_root` /
-    `data_overrides` score the clips of other data instead (see :mod:`mmer.eval.sets`);
+    `data_overrides` score the clips of other data instead (see :mod:`mmer.evaluation.sets`);
     the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise.
     """
     path = Path(path)

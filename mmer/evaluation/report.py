@@ -1,6 +1,6 @@
 """Evaluation reports: ``report.json`` (every number) and ``report.md`` (readable tables).
 
-A fold report is a plain dict built by :mod:`mmer.eval.evaluate`::
+A fold report is a plain dict built by :mod:`mmer.evaluation.evaluate`::
 
     {"run": str, "fold": int, "checkpoint": str, "data_root": str, "label_names": [...],
      "split": {"train": [actors], "val": [...], "test": [...]}, "n_clips": {...},

@@ -1,8 +1,8 @@
 """Checks and figures for the PyTorch Whisper tiny.en encoder (mmer.nets.whisper).
 
-    python -m bench.whisper_probe agree  [--clips 8]        # vs CTranslate2, max abs diff
-    python -m bench.whisper_probe timing [--clips 6]        # s/clip at T=3000 and T=800, 1 and 2 threads
-    python -m bench.whisper_probe probe  [--frames 800]     # linear probe on RAVDESS speech
+    python -m mmer.experiments.whisper_probe agree  [--clips 8]        # vs CTranslate2, max abs diff
+    python -m mmer.experiments.whisper_probe timing [--clips 6]        # s/clip at T=3000 and T=800, 1 and 2 threads
+    python -m mmer.experiments.whisper_probe probe  [--frames 800]     # linear probe on RAVDESS speech
 
 Audio: /work/shared/data/ravdess-speech-audio (``--data``), 48 kHz, resampled to 16 kHz.
 Weights: resnet/whisper-tiny.en-ct2 (``--model``; ``python -m mmer.weights fetch whisper_tiny_en``).
@@ -38,7 +38,7 @@ import torch
 from mmer.features.whisper import HOP_LENGTH, N_FRAMES, resample_to_16k, whisper_log_mel
 from mmer.nets.whisper import WhisperEncoder, load_whisper_encoder
 
-log = logging.getLogger("bench.whisper_probe")
+log = logging.getLogger("mmer.experiments.whisper_probe")
 
 
 def load_16k(path: Path) -> np.ndarray:
