@@ -1,8 +1,10 @@
-"""The package reads as the pipeline: each module imports only its own or earlier stages.
+"""The package reads as the pipeline: each folder of mmer/ is a stage, and a module imports
+only its own or earlier stages.
 
 docs/design.md lists the stages; this test parses every module's imports (no import is
-executed) and fails on a module importing a later stage, an import cycle, a function-local
-``mmer`` import, or a dataset name compared outside :mod:`mmer.datasets`.
+executed) and fails on a module importing a later stage, training and evaluation importing
+each other, an import cycle, a function-local ``mmer`` import, or a dataset name compared
+outside :mod:`mmer.datasets`.
 """
 from __future__ import annotations
 
@@ -14,25 +16,33 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mmer"
 
-# Stage of each module (longest prefix wins), in pipeline order; see docs/design.md.
+# The top-level entries of mmer/, in pipeline order (docs/design.md): a module's stage is the
+# index of its entry. Any other top-level module is an entry shim (``python -m mmer.<command>``)
+# after them all, which imports mmer.cli alone.
 STAGES = [
-    ("mmer.errors", 0), ("mmer.io", 0), ("mmer.seed", 0), ("mmer.device", 0), ("mmer.config", 0),
-    ("mmer.media", 1),
-    ("mmer.synth", 2),
-    ("mmer.datasets", 3),
-    ("mmer.nets", 4),
-    ("mmer.features", 5),
-    ("mmer.inputs", 6),
-    ("mmer.models", 7),
-    ("mmer.losses", 8),
-    ("mmer.metrics.scores", 9), ("mmer.metrics.knn", 9),
-    ("mmer.train", 10),
-    ("mmer.viz", 11),
-    ("mmer.evaluation", 12),
-    ("mmer.experiments.ablation", 13),
-    ("mmer.cli", 14),
-    ("mmer", 15),  # the `python -m mmer.X` entry modules (two-line shims)
+    ("errors", "io", "seed", "device", "config"),
+    ("media",),
+    ("synth",),
+    ("datasets",),
+    ("nets",),
+    ("features",),
+    ("inputs",),
+    ("models",),
+    ("losses",),
+    ("metrics",),
+    ("viz",),
+    ("runs",),
+    ("extraction",),
+    ("train",),
+    ("evaluation",),
+    ("prediction",),
+    ("experiments",),
+    ("cli",),
 ]
+ENTRY_STAGE = {entry: i for i, entries in enumerate(STAGES) for entry in entries}
+SHIMS = len(STAGES)
+# Stages that never import each other, in either direction, whatever their order.
+APART = [("train", "evaluation"), ("train", "prediction")]
 
 
 def module_name(path: Path) -> str:
@@ -40,13 +50,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def rule(module: str) -> str:
-    """The STAGES prefix that decides `module`'s stage (the longest that matches)."""
-    return max((p for p, _ in STAGES if module == p or module.startswith(p + ".")), key=len)
+def entry(module: str) -> str | None:
+    """The top-level entry of `module` under mmer/ (None for the package itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
 
 
 def stage(module: str) -> int:
-    return dict(STAGES)[rule(module)]
+    """The index in STAGES of `module`'s entry; an entry shim or the package: after them all."""
+    return ENTRY_STAGE.get(entry(module), SHIMS)
 
 
 def imports(path: Path) -> tuple[list[str], list[tuple[int, str]]]:
@@ -71,13 +83,13 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def test_stages_cover_every_module() -> None:
-    """Only the package itself and its top-level entry shims fall to the catch-all "mmer"
-    stage; every other module has a rule of its own, and a shim imports mmer.cli alone."""
+    """Every module lies under an entry of STAGES, except the package itself and the entry
+    shims: top-level modules that import mmer.cli alone."""
     for module, path in MODULES.items():
-        if rule(module) != "mmer" or module == "mmer":
+        if module == "mmer" or entry(module) in ENTRY_STAGE:
             continue
         top, _ = imports(path)
-        assert module.count(".") == 1, f"{module} has no stage rule of its own (add it to STAGES)"
+        assert path.parent == PACKAGE, f"{module}: its folder {entry(module)}/ is no stage (add it to STAGES)"
         assert top and all(m.startswith("mmer.cli.") for m in top), f"{module} is not an entry shim: {top}"
 
 
@@ -87,6 +99,13 @@ def test_module_imports_only_earlier_stages(module: str) -> None:
     later = [m for m in top if stage(m) > stage(module)]
     assert not later, f"{module} (stage {stage(module)}) imports later stages: {later}"
     assert not local, f"{module} has function-local mmer imports: {local}"
+
+
+@pytest.mark.parametrize("pair", APART)
+def test_apart_stages_do_not_import_each_other(pair: tuple[str, str]) -> None:
+    found = [f"{m} imports {i}" for m, p in MODULES.items() for i in imports(p)[0]
+             for a, b in (pair, pair[::-1]) if entry(m) == a and entry(i) == b]
+    assert not found, "\n".join(found)
 
 
 def test_no_import_cycle() -> None:
@@ -128,3 +147,5 @@ def test_the_layering_check_can_fail(tmp_path: Path) -> None:
     top, local = imports(bad)
     assert top == ["mmer.config"] and local == [(4, "mmer.cli")]
     assert stage("mmer.cli.train") > stage("mmer.train.loop") > stage("mmer.models.build")
+    assert stage("mmer.train.loop") > stage("mmer.runs.folder") > stage("mmer.metrics.knn")
+    assert stage("mmer.extract") == stage("mmer") == SHIMS > stage("mmer.cli")
