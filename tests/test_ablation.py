@@ -15,7 +15,7 @@ import torch
 import evaluate
 from mmer.cli import ablation
 from mmer.media.write import write_audio
-from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+from mmer.run.folder import load_checkpoint, model_from_checkpoint
 from mmer.synth.render import EMOTION_CODES, Look, render_tone
 
 pytestmark = pytest.mark.slow

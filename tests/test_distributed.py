@@ -21,7 +21,7 @@ import yaml
 
 from mmer.config import ConfigError
 from mmer.evaluation.report import write_fold_report
-from mmer.runs.folder import load_checkpoint, read_metrics
+from mmer.run.folder import load_checkpoint, read_metrics
 from mmer.train import distributed
 from mmer.train.loop import train_fold
 from tests.ddp_train import ddp_cfg, ddp_fold

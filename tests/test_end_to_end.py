@@ -13,7 +13,7 @@ import pytest
 
 import train
 from mmer.cli.extract import main as extract_main
-from mmer.runs.folder import read_metrics
+from mmer.run.folder import read_metrics
 from mmer.synth.ravdess import make_ravdess_set
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ STAGES = [
     ("losses",),
     ("metrics",),
     ("viz",),
-    ("runs",),
+    ("run",),
     ("extraction",),
     ("train",),
     ("evaluation",),
@@ -147,5 +147,5 @@ def test_the_layering_check_can_fail(tmp_path: Path) -> None:
     top, local = imports(bad)
     assert top == ["mmer.config"] and local == [(4, "mmer.cli")]
     assert stage("mmer.cli.train") > stage("mmer.train.loop") > stage("mmer.models.build")
-    assert stage("mmer.train.loop") > stage("mmer.runs.folder") > stage("mmer.metrics.knn")
+    assert stage("mmer.train.loop") > stage("mmer.run.folder") > stage("mmer.metrics.knn")
     assert stage("mmer.extract") == stage("mmer") == SHIMS > stage("mmer.cli")

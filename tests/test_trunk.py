@@ -21,7 +21,7 @@ from mmer.inputs.datasets import trim_collate
 from mmer.nets.minilm import masked_mean, minilm_dir
 from mmer.nets.pretrained import WeightLoadError
 from mmer.nets.sentence_net import TopBlocks, load_sentence_net
-from mmer.runs.folder import load_checkpoint, model_from_checkpoint
+from mmer.run.folder import load_checkpoint, model_from_checkpoint
 from mmer.train.data import fold_data
 from mmer.train.loop import train_fold
 from tests.test_meld_train import _meld_root

@@ -22,7 +22,7 @@ from mmer.evaluation.evaluate import evaluate_checkpoint, evaluate_run
 from mmer.evaluation.report import fold_scalars
 from mmer.evaluation.sets import data_config
 from mmer.extraction.job import extract
-from mmer.runs.folder import fold_checkpoints, load_checkpoint
+from mmer.run.folder import fold_checkpoints, load_checkpoint
 
 log = logging.getLogger("evaluate")
 HEADLINE = ("softmax head / accuracy", "softmax head / UAR")

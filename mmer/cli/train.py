@@ -27,7 +27,7 @@ from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_con
 from mmer.device import apply_threads
 from mmer.extraction.job import extract
 from mmer.io import writable_folder
-from mmer.runs.folder import fold_dir, summarise_folds, write_summary
+from mmer.run.folder import fold_dir, summarise_folds, write_summary
 from mmer.train import distributed
 from mmer.train.chain import resolve_stage1
 from mmer.train.loop import run_fold

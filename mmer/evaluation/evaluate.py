@@ -33,7 +33,7 @@ from mmer.evaluation.sets import (
 from mmer.io import SkipList, WriteError
 from mmer.metrics.knn import knn_predict_many
 from mmer.metrics.scores import classification_metrics, embedding_metrics
-from mmer.runs.folder import fold_checkpoints, load_checkpoint, model_from_checkpoint, write_reference
+from mmer.run.folder import fold_checkpoints, load_checkpoint, model_from_checkpoint, write_reference
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 

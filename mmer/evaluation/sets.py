@@ -27,7 +27,7 @@ from mmer.inputs.builder import MissingFeaturesError, model_entries, same_shapes
 from mmer.inputs.datasets import FeatureDataset, eval_loader
 from mmer.io import SkipList
 from mmer.models.forward import embed
-from mmer.runs.folder import checkpoint_tokenizer
+from mmer.run.folder import checkpoint_tokenizer
 
 log = logging.getLogger(__name__)
 

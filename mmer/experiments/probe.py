@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from mmer.config.keys import TOKEN_KEYS
 from mmer.errors import BadInput
 from mmer.metrics.scores import classification_metrics
-from mmer.runs.folder import summarise_folds
+from mmer.run.folder import summarise_folds
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np
 
 def summarise(per_fold: Mapping[int, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
     """{metric: {"mean", "std"}} over folds of :data:`PROBE_METRICS`, as
-    :func:`mmer.runs.folder.summarise_folds` gives them (sample std, None for one fold)."""
+    :func:`mmer.run.folder.summarise_folds` gives them (sample std, None for one fold)."""
     summary = summarise_folds(per_fold, PROBE_METRICS)
     return {name: summary[name] for name in PROBE_METRICS}
 

@@ -37,7 +37,7 @@ from mmer.features.cache import make_entry
 from mmer.features.clips import ClipDataset
 from mmer.inputs.builder import finish_entries
 from mmer.metrics.knn import knn_predict
-from mmer.runs.folder import (
+from mmer.run.folder import (
     checkpoint_tokenizer,
     fold_checkpoints,
     load_checkpoint,

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from mmer.config import Config, ConfigError, config_to_dict, load_config
-from mmer.runs.folder import TEXT_ENCODER_DIR, fold_dir
+from mmer.run.folder import TEXT_ENCODER_DIR, fold_dir
 from mmer.train import distributed
 from mmer.train.loop import config_diff, run_fold
 

@@ -33,7 +33,7 @@ from mmer.models.build import build_model
 from mmer.models.forward import embed
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.nets.sentence_net import TopBlocks
-from mmer.runs.folder import (
+from mmer.run.folder import (
     TEXT_ENCODER_DIR,
     git_info,
     load_checkpoint,
