@@ -16,6 +16,10 @@ Media fixtures:
     truncated_mp4      a faststart mp4 cut mid-stream (opens, then fails mid-decode)
     moovless_mp4       an mp4 cut before its trailing ``moov`` index (cannot be opened)
     zero_frame_mkv     Matroska file with an empty video stream and silent audio
+Runs and corpora:
+    tiny_run           a 3-fold run trained on synthetic_ravdess (for evaluate, predict, results)
+    odd_dir            a folder whose name is not UTF-8 (module-scoped)
+    audio_corpus       an extracted audio-only RAVDESS beside odd wavs (module-scoped)
 Other:
     one_thread         torch limited to one intra-op thread for the module's tests
     shared_data        ``../shared/data`` beside the project root; skips the test when absent
@@ -28,11 +32,17 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from mmer.config import config_from_dict
+from mmer.extraction.job import extract
 from mmer.media.write import write_audio, write_clip, write_lossless_clip
 from mmer.synth.meld import make_meld_set
 from mmer.synth.ravdess import make_ravdess_set
-from tests.media import make_corrupt_file, make_truncated_copy, make_zero_frame_clip
+from tests.helpers.bad_inputs import _settings, _write_config
+from tests.helpers.bad_inputs import _tone as _tone_330
+from tests.helpers.media import make_corrupt_file, make_truncated_copy, make_zero_frame_clip
+from tests.helpers.odd_media import ODD, _clipped_wav, _rate_192k_wav, _wav_name
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SMALL = (64, 48)  # (width, height) of every fixture clip
@@ -178,3 +188,67 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class TinyRun(NamedTuple):
+    run_dir: Path
+    config: Path
+    actors_root: Path
+    tmp: Path
+
+
+_BUILT: list[TinyRun] = []  # the run is built once per session
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_ravdess, tmp_path_factory) -> TinyRun:
+    """3 folds of the conftest synthetic RAVDESS (6 actors, 3 emotions), trained 2 epochs
+    on features from the real extractor with small random backbones."""
+    import train
+
+    if _BUILT:
+        return _BUILT[0]
+    tmp = tmp_path_factory.mktemp("eval_run")
+    raw = {"name": "tiny", "ravdess": {"root": str(synthetic_ravdess)},
+           "split": {"n_folds": 3, "n_val_actors": 1},
+           "video": {"n_snippets": 2, "snippet_len": 4, "size": 32, "face_detector": "none"},
+           "audio": {"n_mels": 16, "n_segments": 2},
+           "backbone": {"video": "r3d_18", "pretrained": "none", "weights_dir": str(tmp)},
+           "features": {"cache_dir": str(tmp / "cache"), "batch_size": 4, "num_workers": 0,
+                        "device": "cpu"},
+           "model": {"d_model": 16, "n_heads": 2, "embed_dim": 8},
+           "train": {"epochs": 2, "batch_size": 6, "m_per_class": 2, "runs_dir": str(tmp / "runs"),
+                     "device": "cpu"},
+           "eval": {"k": [1, 3]}}
+    config = tmp / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert train.main(["--config", str(config), "--folds", "all", "--extract"]) == 0
+    _BUILT.append(TinyRun(tmp / "runs" / "tiny", config, synthetic_ravdess, tmp))
+    return _BUILT[0]
+
+
+@pytest.fixture(scope="module")
+def odd_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad_media") / ODD
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def audio_corpus(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
+    """An audio-only RAVDESS (6 actors) beside odd wavs and mp4s of Actor_01, extracted."""
+    base = tmp_path_factory.mktemp("audio_corpus")
+    make_ravdess_set(base / ODD, actors=range(1, 7), emotions=(1, 3), statements=(1,), repetitions=(1,),
+                     intensities=(1,), size=(64, 48), fps=FPS, seconds=1.2, sample_rate=16000, audio_twins=True)
+    root, actor = base / ODD / "Actors", base / ODD / "Actors" / "Actor_01"
+    expected = {}
+    for i, (flag, maker) in enumerate([
+            ("clipped", _clipped_wav),
+            ("192000 Hz", _rate_192k_wav),
+            ("longer than ravdess.max_seconds = 30 s", lambda p: write_audio(p, _tone_330(60.0), 16000))]):
+        maker(actor / _wav_name(i))
+        expected[_wav_name(i)] = flag
+    raw = _settings(root, base, ravdess={"modality": "audio_only"}, backbone={"video": "none"},
+                    model={"modalities": ["audio"]})
+    extract(config_from_dict(raw), progress=False)
+    return base, _write_config(base / "audio.yaml", raw), expected
