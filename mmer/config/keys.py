@@ -5,7 +5,7 @@ entry keys to assemble, and the model builder which encoders to build.
 """
 from __future__ import annotations
 
-from mmer.config.schema import Config, ModelConfig, TextConfig
+from mmer.config.schema import WHISPER_AUDIO, Config, ModelConfig, TextConfig
 from mmer.errors import ConfigError
 
 MODALITIES = ("audio", "video", "visual", "text", "egemaps")
@@ -14,6 +14,9 @@ MEDIA_KEYS = ("audio", "logmel", "egemaps", "video")
 TOKEN_KEYS = ("input_ids", "attention_mask")
 # A cached-trunk text encoder (finetune.top_blocks) reads the frozen blocks' states.
 TRUNK_KEYS = ("trunk_states", "attention_mask")
+# A cached-trunk Whisper encoder reads the window's states entering the first tuned block
+# and the count of them covering audio, beside the frozen features (``"audio"``).
+AUDIO_TRUNK_KEYS = ("whisper_states", "whisper_valid")
 
 
 def input_keys(model_cfg: ModelConfig) -> dict[str, str]:
@@ -40,19 +43,39 @@ def uses_tokens(text_cfg: TextConfig) -> bool:
     return text_cfg.encoder == "scratch" or text_cfg.finetune
 
 
+def trunk_modality(cfg: Config) -> str | None:
+    """Whose top blocks ``finetune.top_blocks`` trains over cached states: ``"text"`` (the
+    pretrained text encoder) when the model reads text, else ``"audio"`` when it reads the
+    features of a Whisper ``backbone.audio``, else None (also for top_blocks 0)."""
+    if cfg.finetune.top_blocks == 0:
+        return None
+    keys = input_keys(cfg.model).values()
+    if "text" in keys:
+        return "text"
+    return "audio" if "audio" in keys and cfg.backbone.audio in WHISPER_AUDIO else None
+
+
 def uses_trunk(cfg: Config) -> bool:
     """True when the top blocks of the pretrained text encoder train over cached states."""
-    return cfg.finetune.top_blocks != 0
+    return trunk_modality(cfg) == "text"
+
+
+def uses_audio_trunk(cfg: Config) -> bool:
+    """True when the top blocks of the Whisper audio encoder train over cached states."""
+    return trunk_modality(cfg) == "audio"
 
 
 def batch_keys(cfg: Config) -> list[str]:
     """The entry keys the whole model of `cfg` reads: ``input_keys`` with ``"text"`` as
     token ids and mask (:data:`TOKEN_KEYS`) when the text encoder is trained, or the
-    cached trunk states and mask (:data:`TRUNK_KEYS`) with ``finetune.top_blocks``."""
+    cached trunk states and mask (:data:`TRUNK_KEYS`) with ``finetune.top_blocks``, and
+    ``"audio"`` followed by :data:`AUDIO_TRUNK_KEYS` for a cached-trunk Whisper encoder."""
     keys = []
     for key in input_keys(cfg.model).values():
         if key == "text" and uses_trunk(cfg):
             keys += list(TRUNK_KEYS)
+        elif key == "audio" and uses_audio_trunk(cfg):
+            keys += [key, *AUDIO_TRUNK_KEYS]
         else:
             keys += list(TOKEN_KEYS) if key == "text" and uses_tokens(cfg.text) else [key]
     return keys

@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from mmer.config.keys import trunk_modality
 from mmer.config.schema import Config
 from mmer.errors import ConfigError
 from mmer.io import atomic_write_text
@@ -163,17 +164,7 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"text.layer_decay must be in (0, 1], got {t.layer_decay}")
     if t.freeze_epochs < 0:
         raise ConfigError(f"text.freeze_epochs must be 0 or more, got {t.freeze_epochs}")
-    f = cfg.finetune
-    if f.top_blocks != 0 and (t.encoder == "scratch" or t.finetune or t.dialogue != "none"
-                              or isinstance(t.model_dir, list)):
-        raise ConfigError("finetune.top_blocks trains the top blocks of the pretrained text "
-                          "encoder: it needs text.encoder minilm or mpnet, text.finetune: false, "
-                          "text.dialogue: none and one text.model_dir folder at most")
-    if (isinstance(f.top_blocks, int) and f.top_blocks < 0) or not 0.0 < f.layer_decay <= 1.0 \
-            or f.warmup_epochs < 0:
-        raise ConfigError(f"finetune: top_blocks must be 0 or more (or all), layer_decay in (0, 1] "
-                          f"and warmup_epochs 0 or more (got {f.top_blocks}, {f.layer_decay}, "
-                          f"{f.warmup_epochs})")
+    _check_finetune(cfg)
     if cfg.loss.focal_gamma < 0:
         raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
     if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:
@@ -188,6 +179,33 @@ def check_values(cfg: Config) -> None:
 AT_LEAST = {"train.epochs": 1, "train.batch_size": 1, "train.m_per_class": 1,
             "train.warmup_epochs": 0, "train.num_workers": 0, "features.batch_size": 1,
             "features.num_workers": 0, "model.ensemble": 1, "model.speaker_norm_min_clips": 1}
+
+
+def _check_finetune(cfg: Config) -> None:
+    """``finetune``: the text encoder's or the Whisper encoder's top blocks, settings in range."""
+    f, t = cfg.finetune, cfg.text
+    if (isinstance(f.top_blocks, int) and f.top_blocks < 0) or not 0.0 < f.layer_decay <= 1.0 \
+            or f.warmup_epochs < 0:
+        raise ConfigError(f"finetune: top_blocks must be 0 or more (or all), layer_decay in (0, 1] "
+                          f"and warmup_epochs 0 or more (got {f.top_blocks}, {f.layer_decay}, "
+                          f"{f.warmup_epochs})")
+    whose = trunk_modality(cfg)
+    if whose == "text" and (t.encoder == "scratch" or t.finetune or t.dialogue != "none"
+                            or isinstance(t.model_dir, list)):
+        raise ConfigError("finetune.top_blocks trains the top blocks of the pretrained text "
+                          "encoder: it needs text.encoder minilm or mpnet, text.finetune: false, "
+                          "text.dialogue: none and one text.model_dir folder at most")
+    top, a = max(cfg.backbone.whisper_layers, default=0), cfg.train.augment
+    if whose == "audio" and f.top_blocks != "all" and f.top_blocks > top:
+        raise ConfigError(f"finetune.top_blocks {f.top_blocks}: the highest Whisper block the model "
+                          f"reads (backbone.whisper_layers {cfg.backbone.whisper_layers}) is {top}")
+    if whose == "audio" and cfg.model.speaker_norm:
+        raise ConfigError("finetune.top_blocks on Whisper: model.speaker_norm would standardise the "
+                          "frozen audio features only, not the tuned blocks' output; set it off")
+    if whose == "audio" and (a.time_masks or a.freq_masks or a.random_crop or a.mixup_alpha):
+        raise ConfigError("finetune.top_blocks on Whisper reads cached states from below the cut: "
+                          "input augmentation (train.augment masks, random_crop, mixup_alpha) "
+                          "cannot reach them; set them off")
 
 
 def ignored_settings(cfg: Config, *, fixed_split: bool) -> list[str]:

@@ -383,14 +383,19 @@ class TextConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Cached-trunk fine-tuning of the pretrained text encoder (MiniLM / MPNet).
+    """Cached-trunk fine-tuning of the pretrained text encoder (MiniLM / MPNet), or, for a
+    model reading no text, of a Whisper backbone.audio.
 
-    The frozen blocks below the cut run once per distinct text; their output states are
-    cached (fp16, mmer/features/trunk.py) and each epoch trains only the top blocks.
+    The frozen blocks below the cut run once per distinct text (per clip); their output
+    states are cached (fp16, mmer/features/trunk.py) and each epoch trains only the top blocks.
     """
 
-    # 0: frozen (cached sentence embeddings); K: the top K of the L blocks train over the
-    # cached states entering block L - K; "all": every block, over cached embedding outputs.
+    # 0: frozen (cached sentence embeddings / Whisper features); K: the top K of the L blocks
+    # train over the cached states entering block L - K; "all": every block, over cached
+    # embedding outputs. Whisper: L is the highest block of backbone.whisper_layers (blocks
+    # above it are never read); the whole window's states go through the tuned blocks (as in
+    # the frozen encoder), read blocks below the cut keep their cached features, and input
+    # augmentation (train.augment) and model.speaker_norm are refused.
     top_blocks: int | Literal["all"] = 0
     # Learning rate of the tuned blocks (the model above them uses train.lr).
     lr: float = 5.0e-5

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mmer.config import Config, ConfigError, config_from_dict
-from mmer.config.keys import batch_keys, needs_media
+from mmer.config.keys import AUDIO_TRUNK_KEYS, batch_keys, needs_media
 from mmer.datasets import collect_records, get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.errors import BadInput
@@ -172,6 +172,8 @@ def backbone_status(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -
             detail["text"] = "all-MiniLM-L6-v2 sentence embeddings, pretrained weights loaded (frozen)"
         elif key in ("input_ids", "attention_mask"):
             detail["text"] = "text encoder inside the model, trained on token ids"
+        elif key in AUDIO_TRUNK_KEYS:
+            detail["audio_trunk"] = "cached Whisper trunk states under the model's tuned top blocks"
         elif key in meta:
             info = meta[key]
             status = info.get("status", "unknown")

@@ -97,6 +97,19 @@ def feature_config_hash(cfg: Config) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def clip_identity(record: ClipRecord) -> str:
+    """The clip file's absolute path, size and mtime (an edited clip changes it); raises
+    :class:`CacheEntryError` if the clip has no file or cannot be read."""
+    if record.path is None:
+        raise CacheEntryError(f"{record.clip_id}: no media file, nothing to cache")
+    clip = Path(record.path).resolve()
+    try:
+        st = clip.stat()
+    except OSError as err:
+        raise CacheEntryError(f"{clip}: cannot stat clip ({err.strerror})") from None
+    return f"{clip}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
 def record_entry(record: ClipRecord) -> dict[str, Any]:
     """The record fields of a cache entry (docs/design.md), without features: what a
     text-only model reads (the input builder attaches the text)."""
@@ -135,14 +148,7 @@ class FeatureCache:
 
     def path_for(self, record: ClipRecord) -> Path:
         """Entry file of `record`; raises :class:`CacheEntryError` if its clip is unreadable."""
-        if record.path is None:
-            raise CacheEntryError(f"{record.clip_id}: no media file, nothing to cache")
-        clip = Path(record.path).resolve()
-        try:
-            st = clip.stat()
-        except OSError as err:
-            raise CacheEntryError(f"{clip}: cannot stat clip ({err.strerror})") from None
-        raw = f"{clip}\0{st.st_size}\0{st.st_mtime_ns}\0{self.config_hash}"
+        raw = f"{clip_identity(record)}\0{self.config_hash}"
         key = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         stem = _UNSAFE.sub("_", record.clip_id).strip("_") or "clip"
         return self.dir / f"{stem}.{key}.f{ENTRY_FORMAT}.pt"

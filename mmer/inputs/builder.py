@@ -7,7 +7,8 @@
 2. the text: the frozen MiniLM sentence embedding (``"text"``), or token ids and mask
    (``"input_ids"``, ``"attention_mask"``) for a trained text encoder, by the tokenizer
    fitted on the training texts, or the cached states of the frozen lower blocks
-   (``"trunk_states"``, :mod:`mmer.features.trunk`) with ``finetune.top_blocks``. With ``text.context`` > 0 the text is the utterance's
+   (``"trunk_states"``, :mod:`mmer.features.trunk`) with ``finetune.top_blocks`` (for a
+   Whisper audio trunk instead: the clip's cached ``"whisper_states"``). With ``text.context`` > 0 the text is the utterance's
    context string (:func:`input_texts`: the target marked, then the preceding utterances
    of its dialogue with speaker names), or, with ``text.dialogue``, a (context + 1, D)
    window of per-utterance embeddings for the dialogue layer;
@@ -29,6 +30,7 @@ import torch
 
 from mmer.config import Config
 from mmer.config.keys import (
+    AUDIO_TRUNK_KEYS,
     TOKEN_KEYS,
     TRUNK_KEYS,
     batch_keys,
@@ -45,7 +47,7 @@ from mmer.features.cache import FeatureCache, record_entry
 from mmer.features.context import context_strings
 from mmer.features.text import with_dialogue_windows, with_text
 from mmer.features.tokenizer import Tokenizer
-from mmer.features.trunk import with_trunk_states
+from mmer.features.trunk import with_trunk_states, with_whisper_trunk
 from mmer.inputs.speaker_norm import speaker_normalise
 from mmer.io import SkipList
 
@@ -136,6 +138,8 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         entries = with_text(entries, cfg, input_texts(cfg, entries))
     if TRUNK_KEYS[0] in keys:
         entries = with_trunk_states(entries, cfg, input_texts(cfg, entries))
+    if AUDIO_TRUNK_KEYS[0] in keys:
+        entries = with_whisper_trunk(entries, records, cfg)
     if TOKEN_KEYS[0] in keys:
         if tokenizer is None:
             raise BadInput("a trained text encoder needs the run's tokenizer (checkpoint 'tokenizer')")
@@ -144,7 +148,7 @@ def finish_entries(cfg: Config, entries: Sequence[dict[str, Any]], records: Sequ
         rows = visual if visual is not None else visual_rows(cfg, records, what)
         entries = with_visual([e for e in entries if str(e["clip_id"]) in rows], rows)
     if cfg.model.speaker_norm and entries:  # each side's speakers are its own
-        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS + TRUNK_KEYS],
+        entries = speaker_normalise(entries, [k for k in keys if k not in TOKEN_KEYS + TRUNK_KEYS + AUDIO_TRUNK_KEYS],
                                     min_clips=cfg.model.speaker_norm_min_clips,
                                     refuse_few=cfg.model.speaker_norm_few_clips == "refuse")
     return entries

@@ -15,13 +15,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmer.config import Config, ConfigError, ModelConfig, input_keys
-from mmer.config.keys import TOKEN_KEYS, TRUNK_KEYS, uses_tokens, uses_trunk
+from mmer.config.keys import (
+    AUDIO_TRUNK_KEYS,
+    TOKEN_KEYS,
+    TRUNK_KEYS,
+    uses_audio_trunk,
+    uses_tokens,
+    uses_trunk,
+)
 from mmer.errors import BadInput
 from mmer.models.attention import make_encoder
 from mmer.models.dialogue import DialogueEncoder
 from mmer.models.fusion import LateFusion, make_fusion
 from mmer.models.heads import EmbeddingHead, LateFusionHead, ModelOutput
 from mmer.models.text import TokenTextModel, build_text_encoder, build_top_blocks
+from mmer.models.whisper_top import AudioTrunkModel, build_whisper_top_blocks
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +172,16 @@ def build_model(cfg: Config, input_shapes: Mapping[str, Sequence[int]], *, n_cla
         encoder = build_text_encoder(cfg.text, vocab_size=vocab[0], pad_id=vocab[1], dropout=m.dropout)
         input_shapes = {**{k: v for k, v in input_shapes.items() if k not in TOKEN_KEYS},
                         "text": [encoder.out_dim]}
+    audio_top = build_whisper_top_blocks(cfg) if uses_audio_trunk(cfg) else None
+    input_shapes = {k: v for k, v in input_shapes.items() if k not in AUDIO_TRUNK_KEYS}
     members = [_emotion_model(m, input_shapes, n_classes, extra_classes, dialogue=cfg.text.dialogue,
                                offline=cfg.text.context_mode == "dialogue")
                for _ in range(m.ensemble)]
     model: nn.Module = members[0] if m.ensemble == 1 else EnsembleModel(members)
     if encoder is not None:
         model = TokenTextModel(encoder, model, text_key)
+    if audio_top is not None:
+        model = AudioTrunkModel(audio_top, model)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s%s fusion over %s, %d parameters",
              f"ensemble of {m.ensemble}, " if m.ensemble > 1 else "", m.fusion, m.modalities, n_params)

@@ -125,15 +125,23 @@ class WhisperEncoder(nn.Module):
         for block n_layer. Runs only as many blocks as the deepest one asked for."""
         if not blocks or any(not 1 <= b <= self.cfg.n_layer for b in blocks):
             raise BadInput(f"blocks must be in 1..{self.cfg.n_layer}, got {list(blocks)}")
-        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
-        if x.shape[1] > self.cfg.n_ctx:
-            raise BadInput(f"{mel.shape[-1]} frames is more than {2 * self.cfg.n_ctx}")
-        x = x + self.positional_embedding[: x.shape[1]]
+        x = self.states(mel, 0)
         states = {}
         for n, block in enumerate(self.blocks[:max(blocks)], start=1):
             x = block(x)
             states[n] = self.ln_post(x) if n == self.cfg.n_layer else x
         return [states[b] for b in blocks]
+
+    def states(self, mel: torch.Tensor, stop: int) -> torch.Tensor:
+        """(B, ceil(T / 2), n_state) residual stream entering block `stop` (0-based; 0: the
+        convolutions' output + positions), over the whole window."""
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
+        if x.shape[1] > self.cfg.n_ctx:
+            raise BadInput(f"{mel.shape[-1]} frames is more than {2 * self.cfg.n_ctx}")
+        x = x + self.positional_embedding[: x.shape[1]]
+        for block in self.blocks[:stop]:
+            x = block(x)
+        return x
 
 
 _RULES = (  # CTranslate2 encoder name -> module name

@@ -31,6 +31,7 @@ from mmer.losses import build_loss
 from mmer.metrics.scores import SCALAR_METRICS, classification_metrics
 from mmer.models.build import build_model
 from mmer.models.forward import embed
+from mmer.models.whisper_top import WhisperTopBlocks
 from mmer.nets.minilm import MiniLMEncoder, minilm_dir, save_minilm_folder
 from mmer.nets.sentence_net import TopBlocks
 from mmer.run.folder import (
@@ -70,6 +71,8 @@ def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
     encoder = getattr(model, "text_encoder", None)
     if isinstance(encoder, TopBlocks):
         return top_block_groups(cfg, model, encoder)
+    if isinstance(getattr(model, "audio_encoder", None), WhisperTopBlocks):
+        return top_block_groups(cfg, model, model.audio_encoder)
     slow = dict(encoder.named_parameters()) if isinstance(encoder, MiniLMEncoder) else {}
     slow_ids = {id(p) for p in slow.values()}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in slow_ids]}]
@@ -84,15 +87,19 @@ def param_groups(cfg: Config, model: torch.nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
-def top_block_groups(cfg: Config, model: torch.nn.Module, top: TopBlocks) -> list[dict[str, Any]]:
+def top_block_groups(cfg: Config, model: torch.nn.Module,
+                     top: TopBlocks | WhisperTopBlocks) -> list[dict[str, Any]]:
     """``train.lr`` for the model above the encoder; the tuned block d places below the
     top at ``finetune.lr * finetune.layer_decay ** d`` (MPNet's shared relative bias with
-    the lowest tuned block), each group marked ``tuned`` for its own warm-up."""
+    the lowest tuned block, Whisper's final LayerNorm with the top one), each group marked
+    ``tuned`` for its own warm-up."""
     tuned = {id(p) for p in top.parameters()}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in tuned]}]
     n = len(top.blocks)
+    rel, ln_post = getattr(top, "rel", None), getattr(top, "ln_post", None)
     for i, block in enumerate(top.blocks):
-        params = list(block.parameters()) + (list(top.rel.parameters()) if i == 0 and top.rel else [])
+        params = list(block.parameters()) + (list(rel.parameters()) if i == 0 and rel else [])
+        params += list(ln_post.parameters()) if i == n - 1 and ln_post else []
         groups.append({"params": params, "lr": cfg.finetune.lr * cfg.finetune.layer_decay ** (n - 1 - i),
                        "tuned": True})
     return groups
