@@ -26,6 +26,7 @@ from mmer.run.folder import fold_checkpoints, load_checkpoint
 
 log = logging.getLogger("evaluate")
 HEADLINE = ("softmax head / accuracy", "softmax head / UAR")
+PROBE = ("linear probe / accuracy", "linear probe / UAR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def _print_report(reports: list[dict], where: Path) -> None:
             continue
         scalars = fold_scalars(report)
         knn = {k: v for k, v in scalars.items() if k.startswith("kNN") and k.endswith("/ accuracy")}
-        cells = [f"{k} {100 * scalars[k]:.1f}%" for k in HEADLINE] + [
+        cells = [f"{k} {100 * scalars[k]:.1f}%" for k in HEADLINE + PROBE if k in scalars] + [
             f"{k} {100 * v:.1f}%" for k, v in knn.items()]
         print(f"fold {report['fold']} ({report['n_clips'].get('test', 0)} test clips): " + ", ".join(cells))
     if reports and reports[0]["backbones"]["random"]:

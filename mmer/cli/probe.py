@@ -9,7 +9,9 @@ clip and scored by a standardised logistic regression whose C is chosen on the v
 part (:mod:`mmer.experiments.probe`). When ``<runs_dir>/<NAME>/`` holds the model's results
 (``fold_<k>/report.json`` of evaluate.py, else ``summary.json`` of ``train.py --folds all``),
 its softmax-head figures are printed beside the probe's. Writes ``probe.json`` and
-``probe.md`` to ``<runs_dir>/<NAME>/``. Exit codes: 0 done, 2 bad config or data,
+``probe.md`` to ``<runs_dir>/<NAME>/``. Training computes the same probe per fold
+(:func:`mmer.train.probe.probe_fold_data`, ``fold_<k>/linear_probe.json``); this command
+recomputes it from the cache without a trained run. Exit codes: 0 done, 2 bad config or data,
 130 interrupted.
 """
 from __future__ import annotations
@@ -24,17 +26,11 @@ from mmer.cli import add_config_args, add_fold_args, chosen_folds, load_args_con
 from mmer.datasets import get_adapter
 from mmer.device import apply_threads
 from mmer.errors import BadInput
-from mmer.experiments.probe import (
-    PROBE_METRICS,
-    ProbeResult,
-    linear_probe,
-    pool_inputs,
-    probe_doc,
-    render_markdown,
-)
-from mmer.inputs.datasets import FeatureDataset
+from mmer.experiments.probe import probe_doc, render_markdown
 from mmer.io import atomic_write_json, atomic_write_text
+from mmer.metrics.probe import PROBE_METRICS, ProbeResult
 from mmer.train.data import fold_data
+from mmer.train.probe import probe_fold_data
 
 log = logging.getLogger("mmer.probe")
 
@@ -46,22 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _xy(dataset: FeatureDataset | None):
-    return None if dataset is None else (pool_inputs(dataset.inputs), dataset.labels.numpy())
-
-
 def probe_fold(cfg, fold: int) -> tuple[str, ProbeResult]:
     """(scored part, probe result) of one fold: test, or val when the split has no test."""
-    data = fold_data(cfg, fold)
-    part = "test" if data.parts["test"] is not None else "val"
-    if data.parts[part] is None:
-        raise BadInput(f"fold {fold}: neither a test nor a validation part to score the probe on")
-    val = _xy(data.parts["val"]) if part == "test" else None
-    result = linear_probe(_xy(data.parts["train"]), val, _xy(data.parts[part]), data.label_names,
-                          metric=get_adapter(cfg).selection_metric)
-    log.info("fold %d: probe %s %s (C=%g, %d clips)", fold, part,
-             {m: round(result.metrics[m], 4) for m in PROBE_METRICS}, result.c, result.metrics["n"])
-    return part, result
+    try:
+        return probe_fold_data(fold_data(cfg, fold), get_adapter(cfg).selection_metric)
+    except BadInput as err:
+        raise BadInput(f"fold {fold}: {err}") from None
 
 
 def model_figures(root: Path, folds: Sequence[int], part: str) -> tuple[dict[int, dict], str | None]:

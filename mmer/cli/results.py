@@ -8,6 +8,8 @@ scored part (test; dev for a corpus scored on dev only), the protocol (folds, va
 rule, speaker normalisation, refit), a hash of the resolved config with ``train.seed`` left
 out, and the git commit (and its date) the checkpoints were trained from. Runs whose
 configs differ only in ``train.seed`` get one more row: mean ± std over their seeds' means.
+A run whose fold reports hold the linear probe (``eval.probe``) gets a "linear probe" row
+beside its own, in the softmax-head columns.
 Scores are in %. Exit codes: 0 written, 2 a run folder without fold reports.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from mmer.cli import run_command
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.evaluation.report import fold_scalars
+from mmer.evaluation.report import PROBE_ROW, fold_scalars
 from mmer.io import atomic_write_text
 
 log = logging.getLogger("mmer.results")
@@ -51,6 +53,7 @@ class RunScores:
     metric: str                             # the corpus's selection metric: the column set
     folds: list[int]
     values: dict[str, list[float]]          # column title -> one value per fold
+    probe: dict[str, list[float]]           # the same of the linear probe (softmax-head columns)
     protocol: str
     config_hash: str                        # resolved config, train.seed and split.fold left out
     seed: int
@@ -124,16 +127,20 @@ def run_scores(run_dir: str | Path, knn: int | None = None) -> RunScores:
     config = reports[0]["config"]
     adapter = get_adapter(config["dataset"])
     part, k = _part(reports), _knn_k(reports, knn)
+    scalars = [fold_scalars(r, part) for r in reports]
     values: dict[str, list[float]] = {}
+    probe: dict[str, list[float]] = {}
     for title, key in COLUMNS.get(adapter.selection_metric, COLUMNS["uar"]):
         if "{k}" in key and k is None:
             continue
         title, key = title.format(k=k), key.format(k=k)
-        per_fold = [fold_scalars(r, part).get(key) for r in reports]
-        if all(v is not None for v in per_fold):
-            values[title] = [float(v) for v in per_fold]
+        probe_key = key.replace("softmax head", PROBE_ROW, 1) if key.startswith("softmax head") else None
+        for out, name in ((values, key), (probe, probe_key)):
+            per_fold = [s.get(name) for s in scalars] if name else [None]
+            if all(v is not None for v in per_fold):
+                out[title] = [float(v) for v in per_fold]
     return RunScores(name=Path(run_dir).name, part=part, metric=adapter.selection_metric,
-                     folds=[int(r["fold"]) for r in reports], values=values,
+                     folds=[int(r["fold"]) for r in reports], values=values, probe=probe,
                      protocol=protocol(config, len(reports), adapter.fixed_split),
                      config_hash=config_hash(config), seed=int(config.get("train", {}).get("seed", 0)),
                      commit=_commit(reports))
@@ -154,13 +161,16 @@ def render(runs: Sequence[RunScores]) -> str:
         head = ["run", "seed", "part", "protocol", *titles, "config", "commit"]
         lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         for r in rows:
-            cells = [mean_std(r.values[t]) if t in r.values else "-" for t in titles]
-            lines.append("| " + " | ".join([f"`{r.name}`", str(r.seed), r.part, r.protocol, *cells,
-                                            f"`{r.config_hash}`", r.commit]) + " |")
+            for label, values in ((f"`{r.name}`", r.values), (f"`{r.name}` {PROBE_ROW}", r.probe)):
+                if values:
+                    cells = [mean_std(values[t]) if t in values else "-" for t in titles]
+                    lines.append("| " + " | ".join([label, str(r.seed), r.part, r.protocol, *cells,
+                                                    f"`{r.config_hash}`", r.commit]) + " |")
         lines += _group_rows(rows, titles)
         out.append("\n".join(lines))
     note = ("Scores in %: mean ± sample std (ddof=1) over the folds of each run; a row "
-            "\"seeds of ...\" is mean ± std over the seeds' means of runs with the same config.")
+            "\"seeds of ...\" is mean ± std over the seeds' means of runs with the same config; a "
+            f"row \"... {PROBE_ROW}\" is the run's linear probe on the same inputs and folds.")
     return "\n\n".join(out) + "\n\n" + note + "\n"
 
 
@@ -170,12 +180,15 @@ def _group_rows(rows: Sequence[RunScores], titles: Sequence[str]) -> list[str]:
         group = [r for r in rows if r.config_hash == digest]
         if len({r.seed for r in group}) < 2 or len({r.part for r in group}) > 1:
             continue
-        cells = [mean_std([float(np.mean(r.values[t])) for r in group])
-                 if all(t in r.values for r in group) else "-" for t in titles]
         names = ", ".join(f"`{r.name}`" for r in group)
-        lines.append("| " + " | ".join([f"seeds of {names}", ", ".join(str(r.seed) for r in group),
-                                        group[0].part, group[0].protocol, *cells, f"`{digest}`",
-                                        _joined(r.commit for r in group)]) + " |")
+        for suffix, field in (("", "values"), (f" {PROBE_ROW}", "probe")):
+            if not all(getattr(r, field) for r in group):
+                continue
+            cells = [mean_std([float(np.mean(getattr(r, field)[t])) for r in group])
+                     if all(t in getattr(r, field) for r in group) else "-" for t in titles]
+            lines.append("| " + " | ".join([f"seeds of {names}{suffix}", ", ".join(str(r.seed) for r in group),
+                                            group[0].part, group[0].protocol, *cells, f"`{digest}`",
+                                            _joined(r.commit for r in group)]) + " |")
     return lines
 
 

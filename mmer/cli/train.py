@@ -8,7 +8,8 @@ Writes ``<train.runs_dir>/<NAME>/fold_<k>/`` (config.yaml, split.json, metrics.j
 last.pt, best.pt, skipped.tsv, TensorBoard events). Rerunning the same command resumes
 from ``last.pt``. A config with ``text.stage1`` first trains that config's run (unless
 it is complete) and reads its ``text_encoder/`` (:mod:`mmer.train.chain`). ``--folds all``
-trains every fold and writes ``summary.md``/``summary.json`` (per fold, mean +- std) to
+trains every fold and writes ``summary.md``/``summary.json`` (per fold, mean +- std, and
+the "linear probe" row of ``eval.probe``: mean +- std of the same scores) to
 ``<runs_dir>/<NAME>/``.
 
 Data-parallel: ``torchrun --nproc_per_node N train.py --config ...`` (the same global
@@ -72,7 +73,11 @@ def _train(args: argparse.Namespace, cfg, ctx: distributed.DistContext) -> int:
     if args.folds == "all" and ctx.is_main:
         root = fold_dir(cfg.train.runs_dir, name, 0).parent
         keys = SUMMARY_KEYS + (("select_test_accuracy", "select_test_uar") if cfg.train.refit else ())
-        table = write_summary(root, summarise_folds(results, keys), keys)
+        summary = summarise_folds(results, keys)
+        probe = {f: {k: r.get(f"probe_{k}") for k in keys} for f, r in results.items()}
+        if any(v is not None for row in probe.values() for v in row.values()):
+            summary["linear_probe"] = summarise_folds(probe, keys)
+        table = write_summary(root, summary, keys)
         log.info("summary (%s):\n%s", root / "summary.md", table)
     return 0
 

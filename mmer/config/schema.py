@@ -324,6 +324,9 @@ class EvalConfig:
     # kNN vote weight of a neighbour: exp(cosine / knn_temperature) (DINO's weighting).
     knn_temperature: float = 0.07
     tsne_perplexity: float = 30.0
+    # Linear probe (mmer.metrics.probe, mmer.train.probe) on each fold's inputs after training: a "linear
+    # probe" row beside the model's in every report and table.
+    probe: bool = True
 
 
 @dataclass

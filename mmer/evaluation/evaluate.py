@@ -33,7 +33,13 @@ from mmer.evaluation.sets import (
 from mmer.io import SkipList, WriteError
 from mmer.metrics.knn import knn_predict_many
 from mmer.metrics.scores import classification_metrics, embedding_metrics
-from mmer.run.folder import fold_checkpoints, load_checkpoint, model_from_checkpoint, write_reference
+from mmer.run.folder import (
+    fold_checkpoints,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_fold_probe,
+    write_reference,
+)
 from mmer.viz.confusion import plot_confusion
 from mmer.viz.tsne import Colouring, plot_tsne, tsne_2d
 
@@ -130,11 +136,13 @@ HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 
 
 def headline(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """MELD's benchmark numbers: {part: {"emotion" | task: {weighted_f1, accuracy, macro_f1}}}
-    of the softmax heads (the emotion head and each extra head)."""
+    """MELD's benchmark numbers: {part: {"emotion" | task | "linear probe": {weighted_f1,
+    accuracy, macro_f1}}} of the softmax heads (the emotion head and each extra head) and of
+    the fold's linear probe when training wrote one."""
     out = {}
     for part, scores in results.items():
-        heads = {"emotion": scores["softmax"], **scores.get("extra", {})}
+        heads = {"emotion": scores["softmax"], **scores.get("extra", {}),
+                 **({"linear probe": scores["probe"]} if "probe" in scores else {})}
         out[part] = {h: {k: m[k] for k in HEADLINE_METRICS} for h, m in heads.items()}
     return out
 
@@ -156,7 +164,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
 
     The model and the clips of each part come from the checkpoint alone. `data_root` /
     `data_overrides` score the clips of other data instead (see :mod:`mmer.evaluation.sets`);
-    the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise.
+    the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise. The
+    fold's ``linear_probe.json`` (written by training) joins each part it scored as the
+    ``"probe"`` method; not for other data.
     """
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
@@ -174,6 +184,10 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
         _write_reference(path, ckpt, sets["train"], entries["train"], keys)
     adapter = get_adapter(data_cfg)
     results = score_sets(sets, names, data_cfg.eval, adapter.extra_tasks)
+    probe = None if other else read_fold_probe(path.parent)
+    for part, metrics in (probe or {}).get("results", {}).items():
+        if part in results:  # the probe training wrote on this fold's split
+            results[part]["probe"] = metrics
     out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
     split = ckpt["split"]
     report: dict[str, Any] = {
@@ -191,6 +205,8 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
                 "weights": f"exp(cosine / {data_cfg.eval.knn_temperature})"},
         "config": config_to_dict(data_cfg), "results": results, "plots": {}, "out_dir": str(out),
     }
+    if probe is not None:
+        report["linear_probe"] = {k: probe.get(k) for k in ("method", "c", "c_rule", "seconds")}
     if other:
         report["split"] = {"train": split.get("actors", {}).get("train"),
                            "test": sorted({str(s) for s in sets["test"].speakers}, key=_actor_order)}

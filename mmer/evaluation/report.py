@@ -7,7 +7,9 @@ A fold report is a plain dict built by :mod:`mmer.evaluation.evaluate`::
      "backbones": {"random": bool, "pretrained": {...}}, "config": {...},
      "world_size": torchrun processes that trained it (1 without torchrun),
      "results": {"test": {"softmax": metrics, "knn": {"5": metrics, ...},
+                          "probe": metrics (the linear probe, when training wrote one),
                           "embedding": {"precision_at_1", "map_at_r"}}, "val": {...}},
+     "linear_probe": {"method", "c", "c_rule", "seconds"} (when training wrote one),
      "plots": {"tsne": "tsne_test.png", ...}}
 
 where ``metrics`` is :func:`mmer.metrics.scores.classification_metrics`. Several folds are
@@ -28,16 +30,19 @@ from mmer.io import atomic_write_json, atomic_write_text
 from mmer.metrics.scores import SCALAR_METRICS
 
 STD_DDOF = 1
+PROBE_ROW = "linear probe"
 _NICE = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted F1",
          "precision_at_1": "precision@1", "map_at_r": "MAP@R"}
 
 
 def method_rows(part: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(method name, metrics) for the softmax head, each kNN k, then each extra head
-    (``"sentiment head"``), from one results part."""
+    """(method name, metrics) for the softmax head, each kNN k, the linear probe (when
+    training wrote one), then each extra head (``"sentiment head"``), from one results part."""
     rows = [("softmax head", part["softmax"])] if "softmax" in part else []
     for k, metrics in sorted(part.get("knn", {}).items(), key=lambda kv: int(kv[0])):
         rows.append((f"kNN k={k}", metrics))
+    if "probe" in part:
+        rows.append((PROBE_ROW, part["probe"]))
     rows += [(f"{task} head", metrics) for task, metrics in part.get("extra", {}).items()]
     return rows
 
@@ -178,6 +183,10 @@ def render_fold_markdown(report: dict[str, Any]) -> str:
         batch = report.get("config", {}).get("train", {}).get("batch_size")
         lines.append(f"- trained data-parallel on {report['world_size']} processes (torchrun), "
                      f"global batch {batch}")
+    if report.get("linear_probe"):
+        probe = report["linear_probe"]
+        lines.append(f"- {PROBE_ROW}: {probe['method']}; {probe['c_rule']} (trained on the training "
+                     f"actors only)")
     if report.get("refit"):
         lines.append(f"- refit: trained on the training actors and the former validation actors "
                      f"{', '.join(map(str, report['refit']['val_actors']))} for {report.get('epoch')} "

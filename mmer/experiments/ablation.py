@@ -9,8 +9,8 @@ fusion option over all of them. Each is trained on every fold with
 :func:`mmer.evaluation.evaluate.evaluate_run` into ``<runs_dir>/<NAME>/<variant>/``. A variant
 whose evaluation finished with the same config (``ablation_variant.json``) is reused,
 so rerunning the command resumes. Writes ``ablation.md`` and ``ablation.json`` (per
-fold, mean +- std of accuracy and UAR for the softmax head and FAISS kNN) to
-``<runs_dir>/<NAME>/``.
+fold, mean +- std of accuracy and UAR for the softmax head, FAISS kNN and, as columns
+beside them, the linear probe of ``eval.probe``) to ``<runs_dir>/<NAME>/``.
 """
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def variant_config(cfg: Config, modalities: list[str], fusion: str) -> Config:
 
 
 def fold_scores(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per-fold and mean +- std of accuracy and UAR of each method (softmax head, kNN k=...)."""
+    """Per-fold and mean +- std of accuracy and UAR of each method (softmax head, kNN k=...,
+    linear probe)."""
     agg = aggregate_folds(reports)
     keys = [k for k in agg["mean"] if k.split(" / ")[-1] in METRICS and not k.startswith("embedding")]
     return {"folds": agg["folds"], "std_ddof": agg["std_ddof"],

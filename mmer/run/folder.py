@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 # A fine-tuned MiniLM run writes its best encoder here (fold folder), for text.model_dir.
 TEXT_ENCODER_DIR = "text_encoder"
+PROBE_FILE = "linear_probe.json"  # a fold's linear probe (mmer.train.probe)
 
 
 def git_info(repo: str | Path = ".") -> dict[str, Any]:
@@ -135,20 +136,25 @@ def summarise_folds(results: Mapping[int, Mapping[str, float]], keys: Sequence[s
 
 
 def write_summary(root: str | Path, summary: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """Write ``summary.json`` and ``summary.md`` (per-fold table, mean +- std) to `root`."""
+    """Write ``summary.json`` and ``summary.md`` (per-fold table, mean +- std) to `root`;
+    `summary`'s ``"linear_probe"`` (:func:`summarise_folds` of the probe's scores) adds its row."""
     root = Path(root)
     atomic_write_json(root / "summary.json", summary)
     lines = ["| fold | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for fold, vals in summary["folds"].items():
         lines.append(f"| {fold} | " + " | ".join(_fmt(vals.get(k), k) for k in keys) + " |")
-    cells = []
-    for k in keys:
-        mean, std = summary[k]["mean"], summary[k]["std"]
-        cells.append(_fmt(mean, k) + ("" if std is None else f" ± {std:.4f}"))
+    cells = [_mean_std(summary[k], k) for k in keys]
     lines.append("| mean ± std | " + " | ".join(cells) + " |")
+    if "linear_probe" in summary:
+        lines.append("| linear probe (mean ± std) | " + " | ".join(_mean_std(summary["linear_probe"][k], k)
+                                                            for k in keys) + " |")
     text = "\n".join(lines) + "\n"
     atomic_write_text(root / "summary.md", text)
     return text
+
+
+def _mean_std(s: Mapping[str, Any], key: str) -> str:
+    return _fmt(s["mean"], key) + ("" if s["std"] is None else f" ± {s['std']:.4f}")
 
 
 def _fmt(value: Any, key: str = "") -> str:
@@ -194,3 +200,14 @@ def read_reference(path: str | Path) -> dict[str, Any] | None:
         log.warning("%s: unreadable (%s); it is rewritten by the next evaluation", path, type(err).__name__)
         return None
     return ref if isinstance(ref, dict) and ref.get("format") == REFERENCE_FORMAT else None
+
+
+def read_fold_probe(fold_dir: str | Path) -> dict[str, Any] | None:
+    """The fold's ``linear_probe.json`` (None when training wrote none)."""
+    path = Path(fold_dir) / PROBE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BadInput(f"{path}: not a readable linear-probe file ({type(err).__name__})") from None

@@ -48,6 +48,7 @@ from mmer.seed import derive_seed, seed_everything, set_deterministic
 from mmer.train import distributed
 from mmer.train.data import FoldData, fold_data
 from mmer.train.engine import train_one_epoch
+from mmer.train.probe import train_fold_probe
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
@@ -171,19 +172,24 @@ def run_fold(cfg: Config, fold: int, out_dir: str | Path) -> dict[str, Any]:
     ``out_dir/select/`` (its own best.pt); then a model trained on training + validation
     actors for E epochs, on the same learning-rate schedule, becomes ``out_dir/best.pt``.
     The result keeps the selection's validation scores and its test scores as
-    ``select_test_*``.
+    ``select_test_*``. With ``eval.probe`` the linear probe of the fold's data (train,
+    C on val, test; :func:`mmer.train.probe.train_fold_probe`) is written to
+    ``out_dir/linear_probe.json`` and its scores join the result as ``probe_<part>_<metric>``.
     """
     data = fold_data(cfg, fold)
     if not cfg.train.refit:
-        return train_fold(cfg, data, out_dir)
-    if data.parts["val"] is None:
+        result = train_fold(cfg, data, out_dir)
+    elif data.parts["val"] is None:
         raise ConfigError(f"fold {fold}: train.refit needs validation clips to choose the epoch count "
                          f"(split.n_val_actors is 0)")
-    selected = train_fold(cfg, data, Path(out_dir) / "select")
-    result = train_fold(cfg, fold_data(cfg, fold, merge_val=True), out_dir, stop_after=selected["epoch"])
-    result.update({k: v for k, v in selected.items() if k.startswith("val_")})
-    result.update({f"select_{k}": v for k, v in selected.items() if k.startswith("test_")})
-    result["selected_by"] = f"refit on train + val for the epochs chosen by {selected['selected_by']}"
+    else:
+        selected = train_fold(cfg, data, Path(out_dir) / "select")
+        result = train_fold(cfg, fold_data(cfg, fold, merge_val=True), out_dir, stop_after=selected["epoch"])
+        result.update({k: v for k, v in selected.items() if k.startswith("val_")})
+        result.update({f"select_{k}": v for k, v in selected.items() if k.startswith("test_")})
+        result["selected_by"] = f"refit on train + val for the epochs chosen by {selected['selected_by']}"
+    if cfg.eval.probe and distributed.context().is_main:  # the fold's own split, C on validation
+        result.update(train_fold_probe(data, get_adapter(cfg).selection_metric, out_dir))
     return result
 
 

@@ -64,7 +64,8 @@ def test_all_folds_write_a_summary(extracted):
     assert sorted(summary["folds"]) == ["0", "1", "2", "3"]
     assert summary["test_accuracy"]["mean"] >= 0.5            # chance: 0.25
     table = (root / "runs" / "folds" / "summary.md").read_text()
-    assert "| mean ± std |" in table and table.count("\n") == 2 + 4 + 1
+    assert "| mean ± std |" in table and table.count("\n") == 2 + 4 + 1 + 1  # + the linear probe's row
+    assert table.splitlines()[-1].startswith("| linear probe (mean ± std) | ")
 
 
 def test_missing_features_fail_with_the_extract_command(extracted, caplog):

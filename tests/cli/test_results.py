@@ -103,3 +103,30 @@ def test_a_corpus_scored_on_dev_gets_its_weighted_f1_columns(tmp_path):
     row = dict(zip(_row(table, "run"), _row(table, "`meld`"), strict=True))
     assert (row["part"], row["emotion wF1"], row["sentiment wF1"], row["macro-F1"]) == ("val", "57.1", "68.2", "38.0")
     assert row["protocol"] == "fixed train/dev/test split, speaker norm off, refit off" and row["seed"] == "3"
+
+
+def _add_probe(run: Path, accs: list[float]) -> None:
+    for fold, acc in enumerate(accs):
+        path = run / f"fold_{fold}" / "report.json"
+        report = json.loads(path.read_text())
+        report["results"]["test"]["probe"] = dict(METRIC, accuracy=acc, uar=acc / 4)
+        path.write_text(json.dumps(report))
+
+
+def test_a_run_with_the_probe_gets_its_row(tmp_path):
+    runs = [_fake_run(tmp_path, "a", [0.50, 0.70], seed=0), _fake_run(tmp_path, "b", [0.60, 0.90], seed=1)]
+    _add_probe(runs[0], [0.40, 0.30])
+    out = tmp_path / "table.md"
+    assert main([*map(str, runs), "--out", str(out)]) == 0
+    table = out.read_text()
+    header = _row(table, "run")
+    probe = dict(zip(header, _row(table, "`a` linear probe"), strict=True))
+    assert probe["accuracy"] == _pct([0.4, 0.3]) and probe["UAR"] == _pct([0.1, 0.075])
+    assert probe["kNN k=5 accuracy"] == "-" and probe["seed"] == "0"
+    assert dict(zip(header, _row(table, "`a` |"), strict=True))["accuracy"] == _pct([0.5, 0.7])
+    assert "`b` linear probe" not in table                     # b's reports hold no probe
+    assert "seeds of `a`, `b` linear probe" not in table       # nor a probe row over seeds
+    _add_probe(runs[1], [0.20, 0.60])
+    assert main([*map(str, runs), "--out", str(out)]) == 0
+    group = dict(zip(header, _row(out.read_text(), "seeds of `a`, `b` linear probe"), strict=True))
+    assert group["accuracy"] == _pct([0.35, 0.4])

@@ -8,7 +8,8 @@ import pytest
 
 from mmer.evaluation.report import aggregate_folds, fold_scalars, write_fold_report, write_summary
 from mmer.evaluation.sets import backbone_status
-from tests.helpers.report import _fold_report
+from mmer.metrics.scores import classification_metrics
+from tests.helpers.report import NAMES, _fold_report
 
 
 def test_aggregate_matches_numpy():
@@ -91,3 +92,42 @@ def test_meld_style_report_lines(tmp_path):
     other["split"] = {"train": [3, 4], "test": ["1", "2"]}
     write_summary(tmp_path / "other", [other], title="other root")
     assert "fold 0: test actors 1, 2" in (tmp_path / "other" / "report.md").read_text(encoding="utf-8")
+
+
+def _with_probe(report: dict, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), 5)
+    for part in report["results"].values():
+        part["probe"] = classification_metrics(y, np.where(rng.random(15) < 0.2, 0, y), NAMES)
+    report["linear_probe"] = {"method": "mean + std pooling", "c": 0.1, "c_rule": "C=0.1 chosen on validation",
+                              "seconds": 0.5}
+    return report
+
+
+def test_probe_row_in_fold_and_summary_reports(tmp_path):
+    reports = [_with_probe(_fold_report(f, seed=f), seed=20 + f) for f in range(3)]
+    _, md_path = write_fold_report(tmp_path / "fold_0", reports[0])
+    md = md_path.read_text()
+    probe = reports[0]["results"]["test"]["probe"]
+    assert f"| linear probe | {100 * probe['accuracy']:.1f} | {100 * probe['uar']:.1f} |" in md
+    assert "C=0.1 chosen on validation" in md
+    json_path, md_path = write_summary(tmp_path, reports, title="Run demo")
+    summary = json.loads(json_path.read_text())["summary"]
+    for part in ("test", "val"):
+        accs = [r["results"][part]["probe"]["accuracy"] for r in reports]
+        assert summary[part]["mean"]["linear probe / accuracy"] == pytest.approx(np.mean(accs))
+        assert summary[part]["std"]["linear probe / accuracy"] == pytest.approx(np.std(accs, ddof=1))
+    assert "| linear probe / UAR |" in md_path.read_text()
+    # Without the probe there is no row.
+    _, plain = write_fold_report(tmp_path / "plain", _fold_report(0, seed=0))
+    assert "linear probe" not in plain.read_text()
+
+
+def test_meld_headline_carries_the_probe():
+    from mmer.evaluation.evaluate import headline
+
+    report = _with_probe(_fold_report(0, seed=3), seed=4)
+    heads = headline(report["results"])
+    assert set(heads["test"]) == {"emotion", "linear probe"}
+    assert heads["test"]["linear probe"]["weighted_f1"] == report["results"]["test"]["probe"]["weighted_f1"]
+    assert set(headline(_fold_report(0, seed=3)["results"])["test"]) == {"emotion"}

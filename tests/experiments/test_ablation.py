@@ -11,7 +11,10 @@ import pytest
 
 import evaluate
 from mmer.cli import ablation
-from mmer.run.folder import load_checkpoint, model_from_checkpoint
+from mmer.config import load_config
+from mmer.run.folder import load_checkpoint, model_from_checkpoint, read_fold_probe
+from mmer.train.data import fold_data
+from mmer.train.probe import probe_fold_data
 from tests.helpers.ablation import MISSING, UNUSED, make_set, tiny_args, tiny_data, trial
 
 pytestmark = pytest.mark.slow
@@ -131,3 +134,20 @@ def test_predict_one_clip_with_a_visual_table_model(ablated, capsys):
     assert predict_main([str(no_row), "--run", str(run)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no row for this clip in the visual table" in err[0]
+
+
+def test_every_variant_carries_its_linear_probe(ablated):
+    root, _, _ = ablated
+    out = root / "runs" / "ravdess_av_aus_ablation"
+    result = json.loads((out / "ablation.json").read_text())
+    header = next(x for x in (out / "ablation.md").read_text().splitlines() if x.startswith("| variant"))
+    assert "linear probe / accuracy" in header and "linear probe / UAR" in header
+    for v in result["variants"]:
+        # Each variant's probe reads that variant's inputs only, and its fold files give the figures.
+        accs = [read_fold_probe(out / v["variant"] / f"fold_{k}")["results"]["test"]["accuracy"] for k in (0, 1)]
+        assert v["scores"]["mean"]["linear probe / accuracy"] == pytest.approx(np.mean(accs))
+        assert v["scores"]["std"]["linear probe / accuracy"] == pytest.approx(np.std(accs, ddof=1))
+    for name in ("audio", "visual"):  # the probe of the variant's own inputs, called directly
+        cfg = load_config(out / name / "fold_0" / "config.yaml")
+        _, direct = probe_fold_data(fold_data(cfg, 0), "uar")
+        assert read_fold_probe(out / name / "fold_0")["results"]["test"]["accuracy"] == direct.metrics["accuracy"]
