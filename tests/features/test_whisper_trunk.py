@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import evaluate
-import mmer.train.loop as training
 from mmer.cli.extract import main as extract_main
 from mmer.config import ConfigError, load_config
 from mmer.config.keys import batch_keys
@@ -25,10 +24,8 @@ from mmer.features.trunk import whisper_cut, with_whisper_trunk
 from mmer.models.whisper_top import build_whisper_top_blocks
 from mmer.prediction.predict import predict_clip
 from mmer.run.folder import load_checkpoint, model_from_checkpoint
-from mmer.train.data import fold_data
-from mmer.train.loop import train_fold
 from tests.helpers.speech import CONFIG, HAVE_WHISPER, WEIGHTS, _small, _write_speech
-from tests.helpers.train import assert_same_run
+from tests.helpers.train import straight_and_resumed
 
 SETS = ["split.n_folds=3", "split.n_val_actors=2", "model.d_model=32", "model.n_heads=2",
         "model.embed_dim=16", "train.batch_size=4", "train.m_per_class=2", "eval.k=[1]",
@@ -106,21 +103,7 @@ def test_conflicting_settings_are_refused(tmp_path: Path) -> None:
 def test_tuned_blocks_resume_evaluate_and_predict_as_cached(tmp_path, speech, one_thread, monkeypatch):
     cfg = _cfg(tmp_path, speech, "finetune.top_blocks=1", "train.epochs=3", extract=True)
     runs = tmp_path / "runs"
-    straight = train_fold(cfg, fold_data(cfg, 0), runs / "straight" / "fold_0")
-    real, calls = training.train_one_epoch, {"n": 0}
-
-    def killed_in_epoch_2(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "train_one_epoch", killed_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_fold(cfg, fold_data(cfg, 0), runs / "resumed" / "fold_0")
-    monkeypatch.setattr(training, "train_one_epoch", real)
-    resumed = train_fold(cfg, fold_data(cfg, 0), runs / "resumed" / "fold_0")
-    assert_same_run(runs / "straight" / "fold_0", runs / "resumed" / "fold_0", epochs=3)
+    straight, resumed = straight_and_resumed(cfg, runs, monkeypatch, epochs=3)
     assert straight == resumed
     best = runs / "straight" / "fold_0" / "best.pt"
     ckpt = load_checkpoint(best)

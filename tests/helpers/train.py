@@ -2,13 +2,15 @@
 two fold folders ended alike."""
 from __future__ import annotations
 
+import pytest
 import torch
 
+import mmer.train.loop as training
 from mmer.config import Config
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList
 from mmer.run.folder import load_checkpoint, read_metrics
-from mmer.train.data import FoldData
+from mmer.train.data import FoldData, fold_data
 
 NAMES = ["neutral", "calm", "happy", "sad"]
 
@@ -65,3 +67,24 @@ def assert_same_run(a, b, *, epochs: int) -> list[dict]:
                        for r in read_metrics(d / "metrics.jsonl")] for d in (a, b))
     assert rows_a == rows_b
     return rows_a
+
+
+def straight_and_resumed(cfg: Config, runs, monkeypatch: pytest.MonkeyPatch, *, epochs: int):
+    """Train fold 0 once straight through and once killed in epoch 2 then resumed, under
+    ``runs/{straight,resumed}/fold_0``; check the two folders ended alike; return both results."""
+    straight = training.train_fold(cfg, fold_data(cfg, 0), runs / "straight" / "fold_0")
+    real, calls = training.train_one_epoch, {"n": 0}
+
+    def killed_in_epoch_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_fold(cfg, fold_data(cfg, 0), runs / "resumed" / "fold_0")
+    monkeypatch.setattr(training, "train_one_epoch", real)
+    resumed = training.train_fold(cfg, fold_data(cfg, 0), runs / "resumed" / "fold_0")
+    assert_same_run(runs / "straight" / "fold_0", runs / "resumed" / "fold_0", epochs=epochs)
+    return straight, resumed
