@@ -2,7 +2,7 @@
 checkpoints (atomic), the metrics log, fold summaries and ``reference.pt``.
 
 Layout (docs/design.md): ``runs/<name>/fold_<k>/`` with ``config.yaml``, ``split.json``,
-``metrics.jsonl``, ``last.pt``, ``best.pt``, ``reference.pt``, ``text_encoder/`` (a
+``skipped.tsv`` (:func:`write_fold_start`), ``metrics.jsonl``, ``linear_probe.json``, ``last.pt``, ``best.pt``, ``reference.pt``, ``text_encoder/`` (a
 fine-tuned MiniLM), TensorBoard events; ``runs/<name>/summary.md`` and ``summary.json``
 after ``--folds all``.
 
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmer.config import config_from_dict
+from mmer.config import Config, config_from_dict, save_config
 from mmer.config.loading import saved_config
 from mmer.errors import BadInput
 from mmer.features.tokenizer import Tokenizer, tokenizer_from_state
-from mmer.io import atomic_save, atomic_write_json, atomic_write_text
+from mmer.io import SkipList, atomic_save, atomic_write_json, atomic_write_text
 from mmer.models.build import build_model
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 # A fine-tuned MiniLM run writes its best encoder here (fold folder), for text.model_dir.
 TEXT_ENCODER_DIR = "text_encoder"
+CONFIG_FILE = "config.yaml"  # the resolved config of a fold
+SPLIT_FILE = "split.json"
+SKIPPED_FILE = "skipped.tsv"
 PROBE_FILE = "linear_probe.json"  # a fold's linear probe (mmer.train.probe)
 
 
@@ -69,6 +72,15 @@ def fold_checkpoints(run_dir: str | Path, which: str = "best") -> list[Path]:
 
 def fold_dir(runs_dir: str | Path, name: str, fold: int) -> Path:
     return Path(runs_dir) / name / f"fold_{fold}"
+
+
+def write_fold_start(out_dir: str | Path, cfg: Config, split: Mapping[str, Any], skips: SkipList) -> None:
+    """The files a fold folder gets before its first epoch: the resolved config, the split
+    and the clips the reader skipped."""
+    out_dir = Path(out_dir)
+    save_config(cfg, out_dir / CONFIG_FILE)
+    atomic_write_json(out_dir / SPLIT_FILE, split)
+    skips.write(out_dir / SKIPPED_FILE)
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from mmer.config import Config, ConfigError, config_to_dict, load_config
-from mmer.run.folder import TEXT_ENCODER_DIR, fold_dir
+from mmer.run.folder import CONFIG_FILE, TEXT_ENCODER_DIR, fold_dir
 from mmer.train import distributed
 from mmer.train.loop import config_diff, run_fold
 
@@ -70,9 +70,9 @@ def _complete(out: Path) -> bool:
 def _check_same(stage1: Config, out: Path) -> None:
     """Refuse a finished stage-1 run trained with another config (train.world_size aside)."""
     try:
-        saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+        saved = yaml.safe_load((out / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{out / 'config.yaml'}: cannot read the stage-1 run's config ({err})") from None
+        raise ConfigError(f"{out / CONFIG_FILE}: cannot read the stage-1 run's config ({err})") from None
     wanted = config_to_dict(stage1)
     wanted["train"]["world_size"] = saved.get("train", {}).get("world_size")
     diff = config_diff(saved, wanted)

@@ -22,11 +22,11 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from mmer.config import Config, ConfigError, config_to_dict, save_config
+from mmer.config import Config, ConfigError, config_to_dict
 from mmer.datasets import get_adapter
 from mmer.device import resolve_device
 from mmer.inputs.datasets import FeatureDataset, eval_loader, train_loader
-from mmer.io import atomic_write_json, clean_orphans, writable_folder
+from mmer.io import clean_orphans, writable_folder
 from mmer.losses import build_loss
 from mmer.metrics.scores import SCALAR_METRICS, classification_metrics
 from mmer.models.build import build_model
@@ -41,6 +41,7 @@ from mmer.run.folder import (
     model_from_checkpoint,
     read_metrics,
     save_checkpoint,
+    write_fold_start,
     write_metrics,
     write_reference,
 )
@@ -326,9 +327,7 @@ def _announce(cfg: Config, out_dir: Path, state: dict, data: FoldData) -> None:
     g = state["git"]
     log.info("git %s%s", g["sha"], " (dirty: uncommitted changes)" if g["dirty"] else "")
     log.info("config:\n%s", yaml.safe_dump(state["config"], sort_keys=False))
-    save_config(cfg, out_dir / "config.yaml")
-    atomic_write_json(out_dir / "split.json", data.split)
-    data.skips.write(out_dir / "skipped.tsv")
+    write_fold_start(out_dir, cfg, data.split, data.skips)
     sizes = {p: (len(d) if d is not None else 0) for p, d in data.parts.items()}
     log.info("clips per part: %s", sizes)
 
