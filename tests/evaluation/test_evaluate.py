@@ -116,8 +116,12 @@ def test_checkpoint_model_comes_from_the_checkpoint(tiny_run, tmp_path):
     from mmer.evaluation.evaluate import evaluate_checkpoint
 
     # Changing the YAML after training must not matter: the config is read from best.pt.
+    saved = tiny_run.config.read_text()
     tiny_run.config.write_text("model: {d_model: 999}\n")
-    report = evaluate_checkpoint(tiny_run.run_dir / "fold_1" / "best.pt", out_dir=tmp_path, plots=False)
+    try:
+        report = evaluate_checkpoint(tiny_run.run_dir / "fold_1" / "best.pt", out_dir=tmp_path, plots=False)
+    finally:
+        tiny_run.config.write_text(saved)  # the session's run is shared with other modules
     assert report["config"]["model"]["d_model"] == 16 and report["fold"] == 1
     assert (tmp_path / "report.md").is_file() and not list(tmp_path.glob("*.png"))
 
