@@ -41,7 +41,7 @@ from mmer.config import Config
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
 from mmer.features.backbones import build_whisper
-from mmer.features.cache import clip_identity
+from mmer.features.cache import clip_identity, weights_state
 from mmer.features.clips import prepare_clip
 from mmer.features.text import TextEmbeddingCache, text_key
 from mmer.features.tokenizer import WordPieceTokenizer
@@ -146,8 +146,9 @@ class WhisperTrunkCache(TrunkStateCache):
     @classmethod
     def for_config(cls, cfg: Config, cut: int) -> WhisperTrunkCache:
         bb = cfg.backbone
-        path = weight_file(bb, "audio")
-        model_id = f"{bb.audio}-{sha256_file(path)[:16]}" if path.is_file() else f"{bb.audio}-random"
+        # Random weights (pretrained none, or no file) as the feature cache decides them.
+        loaded = weights_state(cfg)["audio"] != "random"
+        model_id = f"{bb.audio}-{sha256_file(weight_file(bb, 'audio'))[:16]}" if loaded else f"{bb.audio}-random"
         window = {"sample_rate": cfg.audio.sample_rate, "trim_db": cfg.audio.trim_db,
                   "trim_margin_ms": cfg.audio.trim_margin_ms,
                   "max_seconds": get_adapter(cfg).max_seconds(cfg)}

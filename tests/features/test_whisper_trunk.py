@@ -137,3 +137,18 @@ def test_tuned_blocks_resume_evaluate_and_predict_as_cached(tmp_path, speech, on
     got = torch.tensor([result["probabilities"][n] for n in ckpt["label_names"]])
     torch.testing.assert_close(got, probs, atol=2e-3, rtol=0)
     assert result["feature_check"]["ok"], result["feature_check"]
+
+
+def test_trunk_cache_names_random_weights_as_the_feature_cache_does(tmp_path):
+    """A weight file on disk with ``backbone.pretrained: none`` still means random weights:
+    the trunk file must not carry that file's hash, or pretrained runs would read it."""
+    cfg = load_config(CONFIG, [*_small(tmp_path), "finetune.top_blocks=1",
+                               f"backbone.weights_dir={tmp_path / 'weights'}"])
+    weights = trunk.weight_file(cfg.backbone, "audio")
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"not a real model")
+    loaded = trunk.WhisperTrunkCache.for_config(cfg, whisper_cut(cfg)).model_id
+    none = load_config(CONFIG, [*_small(tmp_path), "finetune.top_blocks=1", "backbone.pretrained=none",
+                                f"backbone.weights_dir={tmp_path / 'weights'}"])
+    random = trunk.WhisperTrunkCache.for_config(none, whisper_cut(none)).model_id
+    assert loaded != random and random.endswith("-random") and not loaded.endswith("-random")
