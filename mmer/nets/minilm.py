@@ -10,7 +10,6 @@ downloaded. Modules do no file I/O; :func:`load_minilm_transformer` does.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from mmer.config import TextConfig
 from mmer.errors import BadInput, ConfigError
+from mmer.nets.assets import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,7 @@ def minilm_id(path: Path) -> str:
 
     A content hash, so a moved or reinstalled copy of the same weights keeps its id.
     """
-    digest = hashlib.sha256()
-    with open(path / "model.safetensors", "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return f"minilm-{digest.hexdigest()[:16]}"
+    return f"minilm-{sha256_file(path / 'model.safetensors')[:16]}"
 
 
 def _offline() -> None:
