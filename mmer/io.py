@@ -12,7 +12,9 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -153,11 +155,34 @@ def atomic_save(path: str | Path, writer: Callable[[BinaryIO], Any]) -> None:
     """Run `writer(fh)` on a temporary file open for writing (e.g. ``lambda fh:
     torch.save(obj, fh)``), flush it to disk and rename it onto `path`. Through a Python
     file a full disk raises ``OSError`` (ENOSPC), which :func:`atomic_path` names."""
-    with atomic_path(path) as tmp:
+    with deferred_interrupt(), atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block has finished.
+
+    A file write then completes and is renamed into place before the interrupt is
+    handled. Without this, a KeyboardInterrupt raised inside ``torch.save`` leaves its
+    C++ zip writer alive past the file it writes to; the writer's destructor then writes
+    to the closed file and aborts the interpreter. Outside the main thread (where
+    Python delivers no signal) the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(*held[0])
 
 
 @dataclass(frozen=True)

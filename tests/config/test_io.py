@@ -1,10 +1,12 @@
 """mmer.io: atomic writes leave the old file or the new one, never half of one; orphaned
 temporaries are removed unless their writer is alive."""
 import os
+import signal
 import stat
 import time
 
 import pytest
+import torch
 
 from mmer.io import SkipList, atomic_path, atomic_save, atomic_write_json, atomic_write_text, clean_orphans
 
@@ -15,6 +17,32 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
+
+
+class _InterruptsOnSecondWrite:
+    """A file that sends this process a Ctrl-C in the middle of torch.save's writes."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.writes = fh, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def test_ctrl_c_during_torch_save_finishes_the_file_then_interrupts(tmp_path):
+    target = tmp_path / "last.pt"
+    blob = {"w": torch.arange(1000.0)}
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save(target, lambda fh: torch.save(blob, _InterruptsOnSecondWrite(fh)))
+    assert torch.equal(torch.load(target, weights_only=True)["w"], blob["w"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 def test_failed_write_keeps_old_file_and_no_temp(tmp_path):
