@@ -45,7 +45,7 @@ from mmer.features.cache import clip_identity, weights_state
 from mmer.features.clips import prepare_clip
 from mmer.features.text import TextEmbeddingCache, text_key
 from mmer.features.tokenizer import WordPieceTokenizer
-from mmer.nets.assets import sha256_file
+from mmer.nets.assets import content_hash
 from mmer.nets.minilm import minilm_dir, minilm_id
 from mmer.nets.pretrained import weight_file
 from mmer.nets.sentence_net import NetSpec, SentenceNet, load_sentence_net
@@ -148,7 +148,7 @@ class WhisperTrunkCache(TrunkStateCache):
         bb = cfg.backbone
         # Random weights (pretrained none, or no file) as the feature cache decides them.
         loaded = weights_state(cfg)["audio"] != "random"
-        model_id = f"{bb.audio}-{sha256_file(weight_file(bb, 'audio'))[:16]}" if loaded else f"{bb.audio}-random"
+        model_id = f"{bb.audio}-{content_hash(weight_file(bb, 'audio'))[:16]}" if loaded else f"{bb.audio}-random"
         window = {"sample_rate": cfg.audio.sample_rate, "trim_db": cfg.audio.trim_db,
                   "trim_margin_ms": cfg.audio.trim_margin_ms,
                   "max_seconds": get_adapter(cfg).max_seconds(cfg)}

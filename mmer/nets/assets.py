@@ -249,6 +249,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_CONTENT_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of `path`, read once per process while the file keeps its size and
+    modification time (a weight file named in every cache key is hashed once, not per use)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _CONTENT_HASHES:
+        _CONTENT_HASHES[key] = sha256_file(path)
+    return _CONTENT_HASHES[key]
+
+
 def asset_status(asset: Asset, weights_dir: str | Path) -> AssetStatus:
     """Whether `asset` is on disk in `weights_dir` with every pinned hash."""
     weights_dir = Path(weights_dir)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from mmer.config import TextConfig
 from mmer.errors import BadInput, ConfigError
-from mmer.nets.assets import sha256_file
+from mmer.nets.assets import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def minilm_id(path: Path) -> str:
 
     A content hash, so a moved or reinstalled copy of the same weights keeps its id.
     """
-    return f"minilm-{sha256_file(path / 'model.safetensors')[:16]}"
+    return f"minilm-{content_hash(path / 'model.safetensors')[:16]}"
 
 
 def _offline() -> None:

@@ -134,3 +134,16 @@ def test_registry_pins_look_like_sha256():
             assert re.fullmatch(r"[0-9a-f]{64}", m.sha256), m.sha256
             assert re.fullmatch(r"[0-9a-f]{64}", m.on_disk[1]), m.on_disk
             assert m.size > 0
+
+
+def test_content_hash_reads_a_file_once_until_it_changes(tmp_path, monkeypatch):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"first weights")
+    reads = []
+    real = weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p: reads.append(p) or real(p))
+    first = weights.content_hash(path)
+    assert weights.content_hash(tmp_path / "." / "model.bin") == first == _sha(b"first weights")
+    assert len(reads) == 1
+    path.write_bytes(b"other weights, longer")
+    assert weights.content_hash(path) == _sha(b"other weights, longer") and len(reads) == 2

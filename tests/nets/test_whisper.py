@@ -172,3 +172,11 @@ def test_agrees_with_ctranslate2_on_a_real_clip(asset, shared_data, one_thread):
         got = load_whisper_encoder(real_dir)(mel).numpy()
     assert got.shape == expected.shape == (1, 1500, width)
     assert float(np.abs(got - expected).max()) <= 1e-3
+
+
+def test_every_whisper_audio_setting_has_a_model_and_its_asset():
+    from mmer.config.schema import WHISPER_AUDIO
+    from mmer.nets.assets import ASSETS
+    from mmer.nets.whisper import WHISPER_MODELS
+    assert set(WHISPER_MODELS) == set(WHISPER_AUDIO)
+    assert all(model.asset in ASSETS for model in WHISPER_MODELS.values())
