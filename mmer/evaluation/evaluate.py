@@ -9,6 +9,7 @@ the feature cache (:mod:`mmer.evaluation.sets`) and write the reports and plots.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +31,10 @@ from mmer.evaluation.sets import (
     fold_entries,
     model_keys,
 )
+from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList, WriteError
 from mmer.metrics.knn import knn_predict_many
+from mmer.metrics.probe import linear_probe, pool_inputs
 from mmer.metrics.scores import classification_metrics, embedding_metrics
 from mmer.run.folder import (
     fold_checkpoints,
@@ -166,7 +169,8 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     `data_overrides` score the clips of other data instead (see :mod:`mmer.evaluation.sets`);
     the files then go to ``<fold>/eval_<root>/`` unless `out_dir` says otherwise. The
     fold's ``linear_probe.json`` (written by training) joins each part it scored as the
-    ``"probe"`` method; not for other data.
+    ``"probe"`` method; on other data the probe is fitted again on the fold's training
+    clips with the C recorded there and scores the other clips.
     """
     path = Path(path)
     model, ckpt = model_from_checkpoint(load_checkpoint(path))
@@ -184,9 +188,11 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
         _write_reference(path, ckpt, sets["train"], entries["train"], keys)
     adapter = get_adapter(data_cfg)
     results = score_sets(sets, names, data_cfg.eval, adapter.extra_tasks)
-    probe = None if other else read_fold_probe(path.parent)
+    probe = read_fold_probe(path.parent)
+    if other and probe is not None and "test" in results:
+        probe = _probe_on_other_data(probe, entries, keys, names)
     for part, metrics in (probe or {}).get("results", {}).items():
-        if part in results:  # the probe training wrote on this fold's split
+        if part in results:  # the probe training wrote on this fold's split, or the other data's
             results[part]["probe"] = metrics
     out = Path(out_dir) if out_dir else path.parent / (_slug(data_root, data_overrides) if other else "")
     split = ckpt["split"]
@@ -224,6 +230,22 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     write_fold_report(out, report)
     log.info("wrote %s", out / "report.md")
     return report
+
+
+def _probe_on_other_data(probe: dict[str, Any], entries: dict[str, list[dict[str, Any]]],
+                         keys: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
+    """The fold's linear probe with the C its validation part chose, fitted again on the
+    fold's training clips and scoring the other data's clips (``entries["test"]``)."""
+    start = time.perf_counter()
+    xy = {}
+    for part in ("train", "test"):
+        dataset = FeatureDataset(entries[part], keys)
+        xy[part] = (pool_inputs(dataset.inputs), dataset.labels.numpy())
+    c = float(probe["c"])
+    result = linear_probe(xy["train"], None, xy["test"], names, grid=(c,))
+    return {"method": probe.get("method"), "c": c,
+            "c_rule": f"C={c:g} as chosen on the fold's validation part, fitted on its training part",
+            "seconds": round(time.perf_counter() - start, 2), "results": {"test": result.metrics}}
 
 
 def _write_reference(path: Path, ckpt: dict[str, Any], train: EmbeddedSet,

@@ -93,7 +93,8 @@ def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np
     """Fit on `train` (x (N, F), y (N,)), choose C on `val` by `metric`, score `scored`.
 
     The scaler is fitted on the training part only; the reported fit is the one trained
-    on the training part with the chosen C (validation clips never train it).
+    on the training part with the chosen C (validation clips never train it). Without
+    `val`, a `grid` of one value is that C (one chosen before); a longer grid falls back to C=1.
     """
     (tx, ty), (sx, sy) = train, scored
     if len(np.unique(ty)) < 2:
@@ -109,6 +110,8 @@ def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np
     val_scores = {f"{c:g}": m[metric] for c, m in val_metrics.items()}
     if val_scores:
         best = max(grid, key=lambda c: val_scores[f"{c:g}"])  # max keeps the first of ties
+    elif len(grid) == 1:  # C given (chosen earlier, e.g. by the trained fold's validation part)
+        best = float(grid[0])
     else:
         log.warning("probe: no validation part; C=1")
         best = 1.0

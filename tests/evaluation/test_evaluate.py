@@ -142,4 +142,41 @@ def test_other_data_root(tiny_run):
     assert report["n_clips"] == {"train": 18, "test": 6}
     assert sorted({c.split("-")[-1] for c in report["clips"]["test"]}) == ["07", "08"]
     assert "val" not in report["results"] and report["data_root"] == str(other)
+    _probe_matches_a_direct_fit(tiny_run.run_dir / "fold_0", report, other)
     assert evaluate.main(args + ["--data-set", "model.d_model=3"]) == 2  # model settings refused
+
+
+def _probe_matches_a_direct_fit(fold, report, other):
+    """The other data's probe row: standardised logistic regression with the C training
+    chose, fitted on the fold's training clips' pooled inputs, predicting the other clips."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from mmer.evaluation.sets import fold_entries, model_keys
+
+    c = json.loads((fold / "linear_probe.json").read_text())["c"]
+    assert report["linear_probe"]["c"] == c and "fitted on its training part" in report["linear_probe"]["c_rule"]
+    ckpt = torch.load(fold / "best.pt", weights_only=False)
+    entries, cfg = fold_entries(ckpt, data_root=str(other))
+    keys = sorted(model_keys(cfg))
+
+    def pooled(part):
+        x = [np.concatenate([_mean_std(e[k].float().numpy()) for k in keys]) for e in entries[part]]
+        return np.stack(x), np.array([int(e["label"]) for e in entries[part]])
+
+    (tx, ty), (sx, sy) = pooled("train"), pooled("test")
+    scaler = StandardScaler().fit(tx)
+    fit = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(tx), ty)
+    expected = float(np.mean(fit.predict(scaler.transform(sx)) == sy))
+    assert report["results"]["test"]["probe"]["accuracy"] == pytest.approx(expected)
+    assert report["results"]["test"]["probe"]["n"] == len(sy) == report["n_clips"]["test"]
+
+
+def _mean_std(x):
+    """(D,) as it is; (S, D, *spatial) -> (2D,): spatial means, then mean and std over S."""
+    if x.ndim == 1:
+        return x
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], x.shape[1], -1).mean(-1)
+    return np.concatenate([x.mean(0), x.std(0)])

@@ -80,6 +80,20 @@ def test_probe_without_validation_uses_c_1():
     assert result.c == 1.0 and result.val_scores == {} and result.metrics["accuracy"] == 1.0
 
 
+def test_probe_with_one_given_c_and_no_validation_fits_that_c():
+    train, test = _part(30, 0, spread=0.8), _part(30, 2, spread=0.8)
+    given = {c: linear_probe(train, None, test, NAMES, grid=(c,)) for c in (1e-3, 1e2)}
+    assert [r.c for r in given.values()] == [1e-3, 1e2] and all(r.val_scores == {} for r in given.values())
+    # Strong and weak regularisation predict differently on these noisy classes.
+    assert given[1e-3].metrics["confusion"] != given[1e2].metrics["confusion"]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    scaler = StandardScaler().fit(train[0])
+    direct = LogisticRegression(C=1e-3, max_iter=5000).fit(scaler.transform(train[0]), train[1])
+    expected = np.mean(direct.predict(scaler.transform(test[0])) == test[1])
+    assert given[1e-3].metrics["accuracy"] == pytest.approx(expected)
+
+
 @pytest.mark.slow
 def test_probe_command_on_synthetic_ravdess(synthetic_ravdess, tmp_path, one_thread):
     overrides = [f"ravdess.root={synthetic_ravdess}", "audio.functionals=none", "audio.n_mels=32",
