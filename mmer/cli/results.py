@@ -1,10 +1,11 @@
 """``python -m mmer.results``: a markdown results table made from run folders.
 
-    python -m mmer.results RUN [RUN ...] [--out FILE.md] [--knn K]
+    python -m mmer.results RUN [RUN ...] [--out FILE.md] [--knn K] [--part val|test]
 
 Reads every ``fold_<k>/report.json`` of each run (written by ``python evaluate.py --run
 RUN``) and writes one row per run: the mean ± sample std (ddof=1) over its folds of the
-scored part (test; dev for a corpus scored on dev only), the protocol (folds, validation
+scored part (test; dev for a corpus scored on dev only; ``--part val`` for the validation
+part, the one recipes are chosen on), the protocol (folds, validation
 rule, speaker normalisation, refit), a hash of the resolved config with ``train.seed`` left
 out, and the git commit (and its date) the checkpoints were trained from. Runs whose
 configs differ only in ``train.seed`` get one more row: mean ± std over their seeds' means.
@@ -106,8 +107,8 @@ def _commit(reports: Sequence[dict[str, Any]]) -> str:
     return f"{sha[:10]}{'+dirty' if dirty else ''}" + (f" ({date[:10]})" if date else "")
 
 
-def _knn_k(reports: Sequence[dict[str, Any]], knn: int | None) -> str | None:
-    ks = sorted(int(k) for k in reports[0]["results"][_part(reports)].get("knn", {}))
+def _knn_k(reports: Sequence[dict[str, Any]], knn: int | None, part: str) -> str | None:
+    ks = sorted(int(k) for k in reports[0]["results"][part].get("knn", {}))
     if not ks:
         return None
     if knn is not None:
@@ -117,16 +118,23 @@ def _knn_k(reports: Sequence[dict[str, Any]], knn: int | None) -> str | None:
     return str(5 if 5 in ks else ks[0])
 
 
-def _part(reports: Sequence[dict[str, Any]]) -> str:
-    return "test" if all("test" in r["results"] for r in reports) else "val"
+def _part(reports: Sequence[dict[str, Any]], wanted: str | None, run_dir: Path) -> str:
+    """`wanted` when every fold scored it; by default test, else val (a dev-only corpus)."""
+    if wanted is None:
+        return "test" if all("test" in r["results"] for r in reports) else "val"
+    lacking = [str(r["fold"]) for r in reports if wanted not in r["results"]]
+    if lacking:
+        raise BadInput(f"{run_dir}: fold {', '.join(lacking)} has no {wanted} part to tabulate")
+    return wanted
 
 
-def run_scores(run_dir: str | Path, knn: int | None = None) -> RunScores:
-    """Read one run folder's fold reports into a :class:`RunScores`."""
+def run_scores(run_dir: str | Path, knn: int | None = None, part: str | None = None) -> RunScores:
+    """Read one run folder's fold reports into a :class:`RunScores` (scores of `part`)."""
     reports = fold_reports(run_dir)
     config = reports[0]["config"]
     adapter = get_adapter(config["dataset"])
-    part, k = _part(reports), _knn_k(reports, knn)
+    part = _part(reports, part, Path(run_dir))
+    k = _knn_k(reports, knn, part)
     scalars = [fold_scalars(r, part) for r in reports]
     values: dict[str, list[float]] = {}
     probe: dict[str, list[float]] = {}
@@ -203,11 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="write the table here (default: stdout)")
     parser.add_argument("--knn", type=int, default=None,
                         help="kNN k of the kNN column (default: 5 when scored, else the smallest)")
+    parser.add_argument("--part", choices=("val", "test"), default=None,
+                        help="the part tabulated (default: test where every fold has one, else val)")
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    text = render([run_scores(run, args.knn) for run in args.runs])
+    text = render([run_scores(run, args.knn, args.part) for run in args.runs])
     if args.out is None:
         sys.stdout.write(text)
     else:

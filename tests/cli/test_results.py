@@ -16,14 +16,19 @@ CONFIG = {"dataset": "ravdess", "split": {"n_folds": 4, "val_rule": "next_fold",
 GIT = {"sha": "0123456789abcdef", "date": "2026-12-01T10:00:00+00:00", "dirty": False}
 
 
-def _fake_run(root: Path, name: str, accs: list[float], *, seed: int, lr: float = 1e-3) -> Path:
-    """A run folder whose fold reports hold the softmax accuracies `accs` (UAR = acc / 2)."""
+def _fake_run(root: Path, name: str, accs: list[float], *, seed: int, lr: float = 1e-3,
+              val_accs: list[float] | None = None) -> Path:
+    """A run folder whose fold reports hold the softmax accuracies `accs` (UAR = acc / 2) on
+    test, and `val_accs` on the validation part when given."""
     config = json.loads(json.dumps(CONFIG))
     config["train"].update(seed=seed, lr=lr)
     for fold, acc in enumerate(accs):
         softmax = dict(METRIC, accuracy=acc, uar=acc / 2)
         report = {"fold": fold, "config": config, "git": GIT,
                   "results": {"test": {"softmax": softmax, "knn": {"5": dict(METRIC, accuracy=1 - acc)}}}}
+        if val_accs is not None:
+            report["results"]["val"] = {"softmax": dict(METRIC, accuracy=val_accs[fold], uar=val_accs[fold] / 2),
+                                        "knn": {"5": dict(METRIC, accuracy=0.0)}}
         (root / name / f"fold_{fold}").mkdir(parents=True)
         (root / name / f"fold_{fold}" / "report.json").write_text(json.dumps(report))
     return root / name
@@ -59,6 +64,21 @@ def test_runs_differing_only_by_seed_are_grouped(tmp_path):
     c = dict(zip(header, _row(table, "`c`"), strict=True))
     assert c["config"] != a["config"]                          # another lr: its own config, no group
     assert sum(line.startswith("| seeds of") for line in table.splitlines()) == 1
+
+
+def test_the_validation_part_on_request(tmp_path, capsys):
+    run = _fake_run(tmp_path, "a", [0.50, 0.70], seed=0, val_accs=[0.8, 0.9])
+    out = tmp_path / "val.md"
+    assert main([str(run), "--part", "val", "--out", str(out)]) == 0
+    header = _row(out.read_text(), "run")
+    row = dict(zip(header, _row(out.read_text(), "`a`"), strict=True))
+    assert row["part"] == "val" and row["accuracy"] == _pct([0.8, 0.9]) and row["UAR"] == _pct([0.4, 0.45])
+    assert main([str(run), "--out", str(out)]) == 0                 # the default stays test
+    assert dict(zip(header, _row(out.read_text(), "`a`"), strict=True))["accuracy"] == _pct([0.5, 0.7])
+    no_val = _fake_run(tmp_path, "b", [0.5, 0.6], seed=1)
+    assert main([str(no_val), "--part", "val"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fold 0, 1 has no val part" in err and str(no_val) in err
 
 
 def test_a_run_without_fold_reports_is_one_line_naming_it(tmp_path, capsys):
