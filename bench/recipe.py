@@ -1,0 +1,111 @@
+"""Wall time of a whole recipe: feature extraction, training of every fold, evaluation.
+
+    PYTHONPATH=. python bench/recipe.py --config CONFIG [--set key=value ...] [--repeats 3]
+                                        [--folds all] [--work DIR]
+
+Each repeat starts from nothing: a fresh feature cache and runs folder under `--work`
+(kept there; by default a temporary folder, removed at the end), then runs, each in its own process as a user would,
+
+    python -m mmer.extract --config CONFIG ...       (skipped for configs without media)
+    python train.py --config CONFIG ... [--folds all]
+    python evaluate.py --run RUN --no-plots
+
+and prints, as medians over the repeats, the seconds of each step and of the whole recipe,
+the seconds per training epoch (training wall time over the epochs every fold ran, their
+validation included) and the bytes per cached item (the cache folder's files over its
+entries). The thread count is the caller's (``OMP_NUM_THREADS``); absolute times hold for
+the machine they ran on only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(cmd: list[str], log: Path) -> float:
+    """Run `cmd` from the project root, output to `log`; its wall seconds. A failure stops the bench."""
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"bench/recipe.py: {' '.join(cmd[1:3])} ... exited {proc.returncode}; see {log}")
+    return time.perf_counter() - start
+
+
+def _needs_media(config: str, sets: list[str]) -> bool:
+    from mmer.config import load_config
+    from mmer.config.keys import needs_media
+    return needs_media(load_config(config, sets))
+
+
+def _run_name(config: str, sets: list[str]) -> str:
+    from mmer.config import load_config
+    return load_config(config, sets).name
+
+
+def _epochs(run: Path) -> int:
+    """Epochs trained over every fold of `run` (the lines of each metrics.jsonl)."""
+    return sum(len(p.read_text().splitlines()) for p in run.rglob("metrics.jsonl"))
+
+
+def _cache_bytes_per_item(cache: Path) -> tuple[float, int]:
+    files = [p for p in cache.rglob("*.pt") if p.is_file()]
+    total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    return (total / len(files) if files else 0.0), len(files)
+
+
+def one_repeat(config: str, sets: list[str], folds: str | None, work: Path) -> dict[str, float]:
+    work.mkdir(parents=True, exist_ok=True)
+    where = ["--set", f"features.cache_dir={work / 'cache'}", "--set", f"train.runs_dir={work / 'runs'}"]
+    args = ["--config", config, *(a for s in sets for a in ("--set", s)), *where]
+    row = {"extract_s": 0.0}
+    if _needs_media(config, sets):
+        row["extract_s"] = _timed([sys.executable, "-m", "mmer.extract", *args], work / "extract.log")
+    row["train_s"] = _timed([sys.executable, "train.py", *args, *(["--folds", folds] if folds else [])],
+                            work / "train.log")
+    run = work / "runs" / _run_name(config, sets)
+    row["evaluate_s"] = _timed([sys.executable, "evaluate.py", "--run", str(run), "--no-plots"],
+                               work / "evaluate.log")
+    row["total_s"] = row["extract_s"] + row["train_s"] + row["evaluate_s"]
+    epochs = _epochs(run)
+    row["epochs"] = float(epochs)
+    row["s_per_epoch"] = row["train_s"] / epochs if epochs else float("nan")
+    row["cache_bytes_per_item"], row["cache_items"] = _cache_bytes_per_item(work / "cache")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--folds", default=None, help="passed to train.py (e.g. all)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where caches and runs go, kept (default: a temporary folder, removed)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
+    with tempfile.TemporaryDirectory(prefix="mmer-recipe-") as tmp:
+        base = args.work or Path(tmp)
+        rows = []
+        for i in range(args.repeats):
+            rows.append(one_repeat(args.config, args.sets, args.folds, base / f"repeat_{i}"))
+            print(f"repeat {i}: " + json.dumps({k: round(v, 1) for k, v in rows[-1].items()}), flush=True)
+    print(f"{args.config} {' '.join(args.sets)} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"{args.repeats} repeats, medians)")
+    for key in rows[0]:
+        print(f"  {key:22} {statistics.median(r[key] for r in rows):12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""bench/recipe.py: the whole-recipe timing bench runs extract, train and evaluate from a
+fresh cache and reports what it measured (epochs, cache bytes per item) from the files."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_recipe_bench_on_the_synthetic_set(synthetic_ravdess, tmp_path, one_thread):
+    sets = [f"ravdess.root={synthetic_ravdess}", "train.epochs=2", "split.n_folds=3", "split.n_val_actors=1",
+            "video.n_snippets=2", "video.snippet_len=4", "video.size=32", "audio.n_segments=2",
+            "model.d_model=16", "model.n_heads=2", "model.embed_dim=8", "train.batch_size=6",
+            "train.m_per_class=2", "eval.k=[1]"]
+    proc = subprocess.run([sys.executable, "bench/recipe.py", "--config", "configs/smoke.yaml", "--repeats", "1",
+                           "--work", str(tmp_path), *(a for s in sets for a in ("--set", s))],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    medians = {line.split()[0]: float(line.split()[1]) for line in proc.stdout.splitlines()
+               if line.startswith("  ")}
+    assert medians["epochs"] == 2.0                              # one fold (smoke trains fold 0), 2 epochs
+    entries = list((tmp_path / "repeat_0" / "cache").rglob("*.pt"))
+    assert medians["cache_items"] == len(entries) > 0
+    assert medians["cache_bytes_per_item"] >= sum(p.stat().st_size for p in entries) / len(entries)
+    assert 0 < medians["extract_s"] < medians["total_s"]
+    assert (tmp_path / "repeat_0" / "runs" / "smoke" / "fold_0" / "report.json").is_file()
