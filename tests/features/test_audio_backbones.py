@@ -209,7 +209,8 @@ def test_pretrained_configs_load_and_share_one_audio_cache():
     av = load_config(ROOT / "configs" / "ravdess_av_pretrained.yaml")
     demo = load_config(ROOT / "configs" / "demo.yaml")
     assert audio.backbone.audio == av.backbone.audio == demo.backbone.audio == "whisper_tiny"
-    assert not audio.model.speaker_norm and not av.model.speaker_norm  # plain protocol
+    assert audio.model.speaker_norm and av.model.speaker_norm  # the speaker-normalised protocol
+    assert audio.model.ensemble == av.model.ensemble == 5
     assert av.model.modalities == ["audio", "visual"] and demo.backbone.pretrained == "optional"
     # same audio and backbone sections: the AV config reads the audio-only config's cache
     assert (audio.audio, audio.backbone) == (av.audio, av.backbone)

@@ -13,9 +13,11 @@ HAVE_WHISPER = (WEIGHTS / "whisper-tiny.en-ct2" / "model.bin").is_file()
 
 
 def _small(tmp_path: Path) -> list[str]:
-    """Overrides of the pretrained-audio config: no weights, 3 segments, a 1 s window."""
+    """Overrides of the pretrained-audio config: no weights, 3 segments, a 1 s window, one
+    model on the plain protocol (the encoder's path is under test, not the recipe)."""
     return [f"backbone.weights_dir={tmp_path / 'no_weights'}", "backbone.pretrained=optional",
-            "audio.n_segments=3", "backbone.whisper_frames=100", "backbone.whisper_layers=[4]"]
+            "audio.n_segments=3", "backbone.whisper_frames=100", "backbone.whisper_layers=[4]",
+            "model.speaker_norm=false", "model.ensemble=1"]
 
 
 EMOTIONS = (1, 5)  # neutral, angry
