@@ -34,7 +34,7 @@ from mmer.evaluation.sets import (
 from mmer.inputs.datasets import FeatureDataset
 from mmer.io import SkipList, WriteError
 from mmer.metrics.knn import knn_predict_many
-from mmer.metrics.probe import linear_probe, pool_inputs
+from mmer.metrics.probe import dataset_xy, linear_probe
 from mmer.metrics.scores import classification_metrics, embedding_metrics
 from mmer.run.folder import (
     fold_checkpoints,
@@ -237,12 +237,9 @@ def _probe_on_other_data(probe: dict[str, Any], entries: dict[str, list[dict[str
     """The fold's linear probe with the C its validation part chose, fitted again on the
     fold's training clips and scoring the other data's clips (``entries["test"]``)."""
     start = time.perf_counter()
-    xy = {}
-    for part in ("train", "test"):
-        dataset = FeatureDataset(entries[part], keys)
-        xy[part] = (pool_inputs(dataset.inputs), dataset.labels.numpy())
+    train, test = (dataset_xy(FeatureDataset(entries[part], keys)) for part in ("train", "test"))
     c = float(probe["c"])
-    result = linear_probe(xy["train"], None, xy["test"], names, grid=(c,))
+    result = linear_probe(train, None, test, names, grid=(c,))
     return {"method": probe.get("method"), "c": c,
             "c_rule": f"C={c:g} as chosen on the fold's validation part, fitted on its training part",
             "seconds": round(time.perf_counter() - start, 2), "results": {"test": result.metrics}}

@@ -66,6 +66,12 @@ def pool_inputs(inputs: Mapping[str, torch.Tensor | np.ndarray]) -> np.ndarray:
     return np.concatenate([pool_key(inputs[k]) for k in keys], axis=1)
 
 
+def dataset_xy(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(pooled inputs (N, F), labels (N,)) of a dataset with ``inputs`` and ``labels``
+    (:class:`mmer.inputs.datasets.FeatureDataset`); None for no dataset."""
+    return None if dataset is None else (pool_inputs(dataset.inputs), dataset.labels.numpy())
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """The probe of one fold: the chosen C, the validation score of every C (empty without a

@@ -9,29 +9,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mmer.errors import BadInput
-from mmer.inputs.datasets import FeatureDataset
 from mmer.io import atomic_write_json
 from mmer.metrics.probe import (
     C_GRID,
     METHOD,
     PROBE_METRICS,
     ProbeResult,
+    dataset_xy,
     has_features,
     linear_probe,
-    pool_inputs,
 )
 from mmer.metrics.scores import SCALAR_METRICS
 from mmer.run.folder import PROBE_FILE
 from mmer.train.data import FoldData
 
 log = logging.getLogger(__name__)
-
-
-def _xy(dataset: FeatureDataset | None) -> tuple[np.ndarray, np.ndarray] | None:
-    return None if dataset is None else (pool_inputs(dataset.inputs), dataset.labels.numpy())
 
 
 def probe_fold_data(data: FoldData, metric: str) -> tuple[str, ProbeResult]:
@@ -41,8 +34,8 @@ def probe_fold_data(data: FoldData, metric: str) -> tuple[str, ProbeResult]:
     part = "test" if data.parts["test"] is not None else "val"
     if data.parts[part] is None:
         raise BadInput("probe: the fold has neither a test nor a validation part to score")
-    val = _xy(data.parts["val"]) if part == "test" else None
-    result = linear_probe(_xy(data.parts["train"]), val, _xy(data.parts[part]), data.label_names,
+    val = dataset_xy(data.parts["val"]) if part == "test" else None
+    result = linear_probe(dataset_xy(data.parts["train"]), val, dataset_xy(data.parts[part]), data.label_names,
                           metric=metric)
     log.info("probe %s %s (%s, %d clips)", part, {m: round(result.metrics[m], 4) for m in PROBE_METRICS},
              result.c_rule, result.metrics["n"])
