@@ -41,15 +41,12 @@ def _timed(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def _needs_media(config: str, sets: list[str]) -> bool:
+def _recipe(config: str, sets: list[str]) -> tuple[bool, str]:
+    """(whether the config reads media, so extraction runs; its run name)."""
     from mmer.config import load_config
     from mmer.config.keys import needs_media
-    return needs_media(load_config(config, sets))
-
-
-def _run_name(config: str, sets: list[str]) -> str:
-    from mmer.config import load_config
-    return load_config(config, sets).name
+    cfg = load_config(config, sets)
+    return needs_media(cfg), cfg.name
 
 
 def _epochs(run: Path) -> int:
@@ -58,21 +55,23 @@ def _epochs(run: Path) -> int:
 
 
 def _cache_bytes_per_item(cache: Path) -> tuple[float, int]:
-    files = [p for p in cache.rglob("*.pt") if p.is_file()]
-    total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
-    return (total / len(files) if files else 0.0), len(files)
+    """(bytes of every file in `cache` over its entries (the .pt files), entries)."""
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    entries = sum(p.suffix == ".pt" for p in files)
+    return (sum(p.stat().st_size for p in files) / entries if entries else 0.0), entries
 
 
-def one_repeat(config: str, sets: list[str], folds: str | None, work: Path) -> dict[str, float]:
+def one_repeat(config: str, sets: list[str], folds: str | None, work: Path, *, media: bool,
+               name: str) -> dict[str, float]:
     work.mkdir(parents=True, exist_ok=True)
     where = ["--set", f"features.cache_dir={work / 'cache'}", "--set", f"train.runs_dir={work / 'runs'}"]
     args = ["--config", config, *(a for s in sets for a in ("--set", s)), *where]
     row = {"extract_s": 0.0}
-    if _needs_media(config, sets):
+    if media:
         row["extract_s"] = _timed([sys.executable, "-m", "mmer.extract", *args], work / "extract.log")
     row["train_s"] = _timed([sys.executable, "train.py", *args, *(["--folds", folds] if folds else [])],
                             work / "train.log")
-    run = work / "runs" / _run_name(config, sets)
+    run = work / "runs" / name
     row["evaluate_s"] = _timed([sys.executable, "evaluate.py", "--run", str(run), "--no-plots"],
                                work / "evaluate.log")
     row["total_s"] = row["extract_s"] + row["train_s"] + row["evaluate_s"]
@@ -94,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be 1 or more")
+    media, name = _recipe(args.config, args.sets)
     with tempfile.TemporaryDirectory(prefix="mmer-recipe-") as tmp:
         base = args.work or Path(tmp)
         rows = []
         for i in range(args.repeats):
-            rows.append(one_repeat(args.config, args.sets, args.folds, base / f"repeat_{i}"))
+            rows.append(one_repeat(args.config, args.sets, args.folds, base / f"repeat_{i}",
+                                   media=media, name=name))
             print(f"repeat {i}: " + json.dumps({k: round(v, 1) for k, v in rows[-1].items()}), flush=True)
     print(f"{args.config} {' '.join(args.sets)} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"{args.repeats} repeats, medians)")
