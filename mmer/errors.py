@@ -39,3 +39,11 @@ DECODER_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, soundfile.Sou
 def is_bad_input(err: BaseException) -> bool:
     """True when `err` says the input is unusable (skip it), False when it is a bug (stop)."""
     return isinstance(err, (BadInput, *DECODER_ERRORS))
+
+
+def brief(err: BaseException, limit: int = 160) -> str:
+    """``"TypeName: first line of the message"``, cut at `limit` characters: the cause of a
+    failure inside a one-line message (torch.load, for one, raises pages of advice)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -21,6 +21,7 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -92,8 +93,7 @@ def extract(cfg: Config, *, limit: int | None = None, device: str | None = None,
         if record.path is None:
             skips.add(record.clip_id, "no media file for this clip")
     if verify:
-        summary_bad = verify_entries(cache, [r for r in records if r.path is not None])
-        log.info("verified the cache entries: %d unreadable, removed to be extracted again", summary_bad)
+        _verify(cache, [r for r in records if r.path is not None], read_only)
     todo = [r for r in records if r.path is not None and not cache.has(r)]
     with_media = sum(r.path is not None for r in records)
     summary = ExtractSummary(total=len(records), cached=with_media - len(todo))
@@ -134,9 +134,20 @@ def _read_only(cache: FeatureCache, todo: list[ClipRecord], summary: ExtractSumm
     return summary
 
 
-def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord]) -> int:
-    """Load every existing entry of `records`; delete the unreadable ones. Returns their count."""
-    bad = 0
+def _verify(cache: FeatureCache, records: Sequence[ClipRecord], read_only: bool) -> None:
+    """``--verify``: the unreadable entries are removed to be extracted again; in a cache
+    this process cannot write they are only named, in one line (nothing is changed)."""
+    bad = verify_entries(cache, records, remove=not read_only)
+    if read_only and bad:
+        raise WriteError(f"{cache.dir}: {len(bad)} cache entries cannot be read (first: {bad[0].name}) and this "
+                         "folder is not writable, so they cannot be extracted again; make it writable or "
+                         "set features.cache_dir")
+    log.info("verified the cache entries: %d unreadable, removed to be extracted again", len(bad))
+
+
+def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord], *, remove: bool = True) -> list[Path]:
+    """Load every existing entry of `records`; the unreadable ones' paths (deleted when `remove`)."""
+    bad = []
     for record in records:
         path = cache.path_for(record)
         if not path.exists():
@@ -145,8 +156,9 @@ def verify_entries(cache: FeatureCache, records: Sequence[ClipRecord]) -> int:
             cache.get(record)
         except CacheEntryError as err:
             log.warning("%s", err)
-            path.unlink(missing_ok=True)
-            bad += 1
+            if remove:
+                path.unlink(missing_ok=True)
+            bad.append(path)
     return bad
 
 

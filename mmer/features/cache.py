@@ -33,7 +33,7 @@ import torch
 from mmer.config import Config
 from mmer.datasets import get_adapter
 from mmer.datasets.records import ClipRecord
-from mmer.errors import BadInput
+from mmer.errors import BadInput, brief
 from mmer.io import SkipList, atomic_save
 from mmer.nets.pretrained import weight_file
 
@@ -169,7 +169,7 @@ class FeatureCache:
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a damaged file can fail in many ways
-            raise CacheEntryError(f"{path}: unreadable cache entry ({type(err).__name__}: {err})") from err
+            raise CacheEntryError(f"{path}: unreadable cache entry ({brief(err)})") from err
         if not isinstance(entry, dict) or entry.get("clip_id") != record.clip_id:
             raise CacheEntryError(f"{path}: cache entry is not for clip {record.clip_id}")
         found = entry.get("meta", {}).get("format")

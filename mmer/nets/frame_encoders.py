@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2
 
-from mmer.errors import BadInput
+from mmer.errors import BadInput, brief
 from mmer.nets.efficientnet_lite import EfficientNetLite0, lite0_state_from_file
 from mmer.nets.mini_xception import FER_CLASSES, MiniXception, load_mini_xception
 from mmer.nets.ported import FrameWeightError, MissingFrameWeightsError, load_state_strict, random_reason
@@ -125,7 +125,7 @@ def _load_torch_state(path: Path) -> dict[str, Tensor]:
     try:  # weights_only: a checkpoint is data, never code to run
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
-        raise FrameWeightError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+        raise FrameWeightError(f"{path}: cannot read checkpoint ({brief(err)})") from err
     if not isinstance(state, dict):
         raise FrameWeightError(f"{path}: expected a state dict, got {type(state).__name__}")
     return state

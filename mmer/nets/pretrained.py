@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from mmer.config import BackboneConfig
-from mmer.errors import BadInput
+from mmer.errors import BadInput, brief
 from mmer.nets.frame_encoders import ENCODERS
 from mmer.nets.ported import clip_keys, random_reason
 
@@ -105,7 +105,7 @@ def _read_checkpoint(path: Path) -> Any:
         # weights_only: a checkpoint is data, never code to run.
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
-        raise WeightLoadError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+        raise WeightLoadError(f"{path}: cannot read checkpoint ({brief(err)})") from err
 
 
 def convert_checkpoint(obj: Any, layout: str, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:

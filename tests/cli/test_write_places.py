@@ -105,3 +105,28 @@ def test_a_read_only_complete_cache_is_read_by_extraction_and_training(tmp_path,
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "not writable" in errors[0] and str(cache) in errors[0], errors
     (root / "Actor_01" / "01-01-03-02-01-01-01.mp4").unlink()
+
+
+def test_verify_of_a_read_only_cache_names_an_unreadable_entry_and_changes_nothing(tmp_path, root, tmpfs,
+                                                                                    caplog, monkeypatch):
+    cache = tmpfs("ro", "8m")
+    config = _config(tmp_path, root, features={"cache_dir": str(cache / ODD)})
+    assert extract_main(["--config", str(config)]) == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+    _no_backbones(monkeypatch)
+    assert extract_main(["--config", str(config), "--verify"]) == 0          # every entry reads: fine
+    subprocess.run(["mount", "-o", "remount,rw", str(cache)], check=True)
+    entry = sorted(cache.rglob("*.pt"))[0]
+    data = bytearray(entry.read_bytes())
+    data[200:400] = b"\x00" * 200                                 # damaged inside, whole in size
+    entry.write_bytes(bytes(data))
+    subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+    files = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    caplog.clear()
+    assert extract_main(["--config", str(config), "--verify"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "cannot be read" in errors[0] and entry.name in errors[0], errors
+    assert str(cache) in errors[0] and "\n" not in errors[0]
+    named = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and entry.name in r.getMessage()]
+    assert len(named) == 1 and "\n" not in named[0] and "unreadable cache entry" in named[0], named
+    assert {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()} == files

@@ -91,3 +91,12 @@ def test_bad_input_in_a_decode_worker_is_skipped(root, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "ClipDataset", _BadInputDataset)
     cfg = _cfg(root, tmp_path, workers=1)
     assert pipeline.extract(cfg, progress=False).skipped == 2
+
+
+def test_brief_keeps_the_type_and_the_first_line_of_a_long_message():
+    from mmer.errors import brief
+    assert brief(RuntimeError("Weights only load failed.\n\nPages of advice\n")) == \
+        "RuntimeError: Weights only load failed."
+    assert brief(KeyError()) == "KeyError"
+    long = brief(ValueError("x" * 500), limit=40)
+    assert len(long) == 40 and long.startswith("ValueError: xxx") and long.endswith("...")
