@@ -14,8 +14,9 @@ Each repeat starts from nothing: a fresh feature cache and runs folder under `--
 and prints, as medians over the repeats, the seconds of each step and of the whole recipe,
 the seconds per training epoch of each training (its wall time over the epochs every fold
 ran, their validation included) and the bytes per cached item (the cache folder's files over
-its entries). Stage 1 gets only the ``--set`` items train.py would pass down to it, so its
-run is the one the stage-2 command then finds and does not retrain. The thread count is the caller's (``OMP_NUM_THREADS``); absolute times hold for
+the clips or utterances its entries hold). Stage 1 gets only the ``--set`` items train.py
+would pass down to it, so its run is the one the stage-2 command then finds and does not
+retrain. The thread count is the caller's (``OMP_NUM_THREADS``); absolute times hold for
 the machine they ran on only.
 """
 from __future__ import annotations
@@ -29,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,11 +66,18 @@ def _epochs(run: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in run.rglob("metrics.jsonl"))
 
 
+def _items(path: Path) -> int:
+    """Items in one cache file: a table of many (the text and trunk caches: a dict with
+    ``keys``, one per utterance) or one clip's entry."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return len(blob["keys"]) if isinstance(blob, dict) and "keys" in blob else 1
+
+
 def _cache_bytes_per_item(cache: Path) -> tuple[float, int]:
-    """(bytes of every file in `cache` over its entries (the .pt files), entries)."""
+    """(bytes of every file in `cache` over the items its .pt files hold, those items)."""
     files = [p for p in cache.rglob("*") if p.is_file()]
-    entries = sum(p.suffix == ".pt" for p in files)
-    return (sum(p.stat().st_size for p in files) / entries if entries else 0.0), entries
+    items = sum(_items(p) for p in files if p.suffix == ".pt")
+    return (sum(p.stat().st_size for p in files) / items if items else 0.0), items
 
 
 def _train(args: list[str], run: Path, log: Path, prefix: str) -> dict[str, float]:

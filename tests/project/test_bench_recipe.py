@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.meld import _meld_root, stage1_config
 
@@ -56,4 +57,6 @@ def test_recipe_bench_times_stage_1_on_its_own_and_stage_2_reuses_it(tmp_path, o
     assert medians["total_s"] > medians["stage1_s"] + medians["train_s"]
     assert "not retrained" in (work / "repeat_0" / "train.log").read_text()
     assert (work / "repeat_0" / "runs" / "meld_text_context" / "fold_0" / "report.json").is_file()
-    assert medians["cache_items"] > 0
+    tables = list((work / "repeat_0" / "cache").rglob("*.pt"))           # the one text-embedding table
+    assert len(tables) == 1
+    assert medians["cache_items"] == len(torch.load(tables[0], weights_only=True)["keys"]) > 1
