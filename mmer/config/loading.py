@@ -18,7 +18,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from mmer.config.keys import trunk_modality
-from mmer.config.schema import Config
+from mmer.config.schema import WHISPER_AUDIO, Config
 from mmer.errors import ConfigError
 from mmer.io import atomic_write_text
 
@@ -165,6 +165,7 @@ def check_values(cfg: Config) -> None:
     if t.freeze_epochs < 0:
         raise ConfigError(f"text.freeze_epochs must be 0 or more, got {t.freeze_epochs}")
     _check_finetune(cfg)
+    _check_audio_views(cfg)
     if cfg.loss.focal_gamma < 0:
         raise ConfigError(f"loss.focal_gamma must be 0 or more, got {cfg.loss.focal_gamma}")
     if not math.isfinite(cfg.train.lr) or cfg.train.lr <= 0:
@@ -178,7 +179,23 @@ def check_values(cfg: Config) -> None:
 # Counts that make no sense below a bound (0 epochs would train nothing and write no best.pt).
 AT_LEAST = {"train.epochs": 1, "train.batch_size": 1, "train.m_per_class": 1,
             "train.warmup_epochs": 0, "train.num_workers": 0, "features.batch_size": 1,
-            "features.num_workers": 0, "model.ensemble": 1, "model.speaker_norm_min_clips": 1}
+            "features.num_workers": 0, "model.ensemble": 1, "model.speaker_norm_min_clips": 1,
+            "backbone.audio_views": 0}
+
+
+def _check_audio_views(cfg: Config) -> None:
+    """``backbone.audio_views``: speed-changed copies of the Whisper encoder's input."""
+    bb = cfg.backbone
+    if not bb.audio_views:
+        return
+    if bb.audio not in WHISPER_AUDIO:
+        raise ConfigError(f"backbone.audio_views: training views of the audio are made for the Whisper "
+                          f"encoders only (backbone.audio whisper_tiny | whisper_base, got {bb.audio})")
+    if not 0.0 < bb.audio_view_speed < 0.5:
+        raise ConfigError(f"backbone.audio_view_speed must be in (0, 0.5), got {bb.audio_view_speed}")
+    if trunk_modality(cfg) == "audio":
+        raise ConfigError("backbone.audio_views: finetune.top_blocks on Whisper reads the cached states "
+                          "of the unchanged audio only; set one of them off")
 
 
 def _check_finetune(cfg: Config) -> None:

@@ -193,6 +193,13 @@ class BackboneConfig:
     audio_pool: Literal["mean", "mean_std"] = "mean_std"
     # mobilenet_v2 / efficientnet_lite0: side of the square log-mel image of each segment.
     audio_image_size: int = 112
+    # whisper_tiny / whisper_base: K training views of each clip's audio, cached beside it as
+    # "audio_views" (K, S, D): the waveform played faster or slower (tempo and pitch together)
+    # by a factor drawn uniformly in [1 - audio_view_speed, 1 + audio_view_speed], seeded by
+    # the clip id, then through the same encoder. Training draws one of the 1 + K per clip and
+    # epoch; evaluation, the probe and predict read the unchanged audio.
+    audio_views: int = 0
+    audio_view_speed: float = 0.1
     # Video features kept per snippet: the last conv map (S, C, h, w), or, for mini_xception
     # only, its per-frame expression features (pooled penultimate map 128 + FER softmax 7)
     # averaged over the snippet: (S, 135); expression_std adds their standard deviation over

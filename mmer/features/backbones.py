@@ -127,7 +127,8 @@ class Backbones:
 
     def features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
         """Per clip ``{"video": (S, C, h, w), "audio": (S, D) | (S, C, h, w)}`` fp16 on CPU,
-        plus ``"video_views"`` (K, S, C, h, w) for items with K training ``"views"``."""
+        plus ``"video_views"`` (K, S, C, h, w) for items with K training ``"views"`` and
+        ``"audio_views"`` (K, S, D) for items with K ``"whisper_views"``."""
         feats: list[dict[str, Tensor]] = [{} for _ in items]
         if self.video is not None and items and "snippets" in items[0]:
             for f, out in zip(feats, self.video_features(items), strict=True):
@@ -135,11 +136,23 @@ class Backbones:
         if self.audio is not None and items and self.audio_input in items[0]:
             if self.audio_input == "whisper_mel":
                 outs = self.whisper_segments(items)
+                for f, views in zip(feats, self.whisper_view_segments(items), strict=True):
+                    if views is not None:
+                        f["audio_views"] = views
             else:
                 outs = self.run(self.audio, [it[self.audio_input] for it in items])
             for f, out in zip(feats, outs, strict=True):
                 f["audio"] = out
         return feats
+
+    def whisper_view_segments(self, items: list[dict[str, Any]]) -> list[Tensor | None]:
+        """Each clip's ``whisper_views`` (K (mel, valid) pairs) -> (K, S, D) fp16, None
+        for a clip without views; all clips' views go through :meth:`whisper_segments` together."""
+        flat = [{"whisper_mel": mel, "whisper_valid": valid}
+                for it in items for mel, valid in it.get("whisper_views", [])]
+        pooled = iter(self.whisper_segments(flat)) if flat else iter(())
+        return [torch.stack([next(pooled) for _ in it["whisper_views"]]) if it.get("whisper_views") else None
+                for it in items]
 
     def video_features(self, items: list[dict[str, Any]]) -> list[dict[str, Tensor]]:
         """The video side of :meth:`features`: each clip's centred snippets and its views

@@ -69,7 +69,8 @@ def weights_state(cfg: Config) -> dict[str, str]:
 
 # Backbone fields that only the pretrained audio encoders read: they change nothing for
 # the resnet18 or no audio backbone, so they are left out of its hash.
-_AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size")
+_AUDIO_ENCODER_FIELDS = ("whisper_frames", "whisper_layers", "audio_pool", "audio_image_size",
+                         "audio_views", "audio_view_speed")
 
 
 def _backbone_fields(cfg: Config) -> dict[str, Any]:

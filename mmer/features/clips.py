@@ -25,7 +25,7 @@ from mmer.features.cache import FeatureCache
 from mmer.features.claims import Claims
 from mmer.features.mtcnn import make_detector
 from mmer.features.video import FaceDetector, snippet_plan, views_at
-from mmer.features.whisper import whisper_window
+from mmer.features.whisper import speed_views, whisper_window
 from mmer.media.decode import decode_clip
 
 
@@ -54,7 +54,8 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     Returns ``snippets`` (S, 3, L, H, W) float32 when `video` (and ``views``, a list of
     ``features.train_views`` more of that shape, when it is above 0), ``logmel``
     (S, 1, M, Ts) float32 when `audio` (and ``egemaps`` (88,) by `functionals` when given;
-    ``whisper_mel`` (80, T) and ``whisper_valid`` for the ``whisper_tiny`` backbone),
+    ``whisper_mel`` (80, T) and ``whisper_valid`` for the ``whisper_tiny`` backbone, and
+    ``whisper_views``, ``backbone.audio_views`` (mel, valid) pairs of speed-changed copies),
     ``face_misses`` and ``truncated``.
     Raises ``ValueError`` subclasses (e.g. ``DecodeError``) for a bad clip.
     """
@@ -84,8 +85,13 @@ def prepare_clip(record: ClipRecord, cfg: Config, *, video: bool, audio: bool,
     if audio:
         out["logmel"] = audio_segments(clip.audio, clip.sample_rate, cfg.audio)
         if cfg.backbone.audio in WHISPER_AUDIO:
+            bb = cfg.backbone
             out["whisper_mel"], out["whisper_valid"] = whisper_window(
-                clip.audio, clip.sample_rate, cfg.audio, cfg.backbone.whisper_frames)
+                clip.audio, clip.sample_rate, cfg.audio, bb.whisper_frames)
+            if bb.audio_views:
+                out["whisper_views"] = [whisper_window(w, clip.sample_rate, cfg.audio, bb.whisper_frames)
+                                        for w in speed_views(clip.audio, clip.sample_rate, bb.audio_views,
+                                                             bb.audio_view_speed, view_seed(record))]
         if functionals is not None:
             out["egemaps"] = functionals(clip.audio, clip.sample_rate)
     return out

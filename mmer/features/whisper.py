@@ -102,6 +102,15 @@ def whisper_window(wave: np.ndarray, sr: int, cfg: AudioConfig, n_frames: int) -
     return whisper_log_mel(wave, n_frames), valid_states(len(wave), n_frames)
 
 
+def speed_views(wave: np.ndarray, sr: int, n_views: int, max_change: float, seed: int) -> list[np.ndarray]:
+    """`n_views` copies of (N,) `wave` at `sr` played faster or slower, tempo and pitch
+    together: factor f drawn uniformly in [1 - max_change, 1 + max_change] from `seed`, the
+    copy (about N / f,) float32 at `sr` (soxr high quality)."""
+    factors = np.random.default_rng(seed).uniform(1.0 - max_change, 1.0 + max_change, n_views)
+    wave = np.asarray(wave, dtype=np.float32)
+    return [librosa.resample(wave, orig_sr=sr * float(f), target_sr=sr, res_type="soxr_hq") for f in factors]
+
+
 def segment_pool(states: torch.Tensor, n_valid: int, n_segments: int, pool: str) -> torch.Tensor:
     """(T, C) encoder states -> (S, C) means (``pool="mean"``) or (S, 2C) means and stds
     (``"mean_std"``) over S = `n_segments` equal parts of the first `n_valid` states (the

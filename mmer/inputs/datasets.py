@@ -4,8 +4,9 @@ Entries are the cache dicts of docs/design.md, held in memory. Randomness is dra
 from generators seeded by ``(seed, epoch, index)``, so an item looks the same in an
 uninterrupted run and in one resumed from a checkpoint, with or without workers.
 Augmentation (SpecAugment-style masks, random time crop) touches only ``"logmel"`` and
-only in training mode; cached video views (``"video_views"``, ``features.train_views``)
-replace ``"video"`` by one of the clip's 1 + K views per epoch in training mode only; mixup (:func:`mixup_batch`) mixes whole batches in the engine.
+only in training mode; cached views (``"video_views"``, ``features.train_views``;
+``"audio_views"``, ``backbone.audio_views``) replace ``"video"`` / ``"audio"`` by one of the
+clip's 1 + K views per epoch in training mode only; mixup (:func:`mixup_batch`) mixes whole batches in the engine.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from mmer.errors import BadInput
 from mmer.seed import derive_seed, make_generator, worker_init_fn
 
 log = logging.getLogger(__name__)
+
+# The generator streams of the per-epoch view draws (derive_seed's last argument).
+_VIEW_STREAM = {"video": 2, "audio": 3}
 
 
 class FeatureDataset(Dataset):
@@ -44,9 +48,11 @@ class FeatureDataset(Dataset):
         self.labels = torch.tensor([int(e["label"]) for e in entries], dtype=torch.long)
         self.targets = {t: torch.tensor([int(e["extra"][t]) for e in entries], dtype=torch.long)
                         for t in extra_targets}
-        # Cached training views of the video (K, S, C, h, w) per entry, when all have them.
-        self.views = (_stack(entries, "video_views") if "video" in self.keys
-                      and all(e.get("video_views") is not None for e in entries) else None)
+        # Cached training views of the video (K, S, C, h, w) and of the audio (K, S, D) per
+        # entry, when all entries have them.
+        self.views, self.audio_views = (
+            _stack(entries, f"{k}_views") if k in self.keys and all(e.get(f"{k}_views") is not None for e in entries)
+            else None for k in ("video", "audio"))
         self.clip_ids = [str(e["clip_id"]) for e in entries]
         self.speakers = [str(e["speaker"]) for e in entries]
         self.augment = augment
@@ -64,13 +70,15 @@ class FeatureDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def view_of(self, index: int) -> int:
-        """The video view item `index` reads this epoch in training: 0 the centred one,
-        k the k-th cached view; uniform over the 1 + K, seeded by (seed, epoch, index)."""
-        if self.views is None:
+    def view_of(self, index: int, key: str = "video") -> int:
+        """The view of input `key` (video or audio) item `index` reads this epoch in training:
+        0 the unchanged one, k the k-th cached view; uniform over the 1 + K, seeded by
+        (seed, epoch, index) and the key."""
+        views = self.views if key == "video" else self.audio_views
+        if views is None:
             return 0
-        gen = make_generator(derive_seed(self.seed, self.epoch, index, 2))
-        return int(torch.randint(self.views.shape[1] + 1, (1,), generator=gen))
+        gen = make_generator(derive_seed(self.seed, self.epoch, index, _VIEW_STREAM[key]))
+        return int(torch.randint(views.shape[1] + 1, (1,), generator=gen))
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -84,10 +92,10 @@ class FeatureDataset(Dataset):
         # Features as float32; token ids and masks keep their integer or bool type.
         item: dict[str, Any] = {k: (v[index].float() if v.is_floating_point() else v[index])
                                 for k, v in self.inputs.items()}
-        if self.training and self.views is not None:
-            view = self.view_of(index)
+        for key, views in (("video", self.views), ("audio", self.audio_views)):
+            view = self.view_of(index, key) if self.training and views is not None else 0
             if view:
-                item["video"] = self.views[index, view - 1].float()
+                item[key] = views[index, view - 1].float()
         if self.training and self.augment is not None and "logmel" in item:
             gen = make_generator(derive_seed(self.seed, self.epoch, index))
             item["logmel"] = augment_logmel(item["logmel"], self.augment, gen)

@@ -61,7 +61,8 @@ def featurise(records: Sequence[ClipRecord], cfg: Config, device: torch.device) 
         if record.path is None or not Path(record.path).is_file():
             raise ClipError(f"{record.path}: no such file")
     # Training views are for the cache's training clips; a query needs the centred view only.
-    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, train_views=0))
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, train_views=0),
+                              backbone=dataclasses.replace(cfg.backbone, audio_views=0))
     items = [ClipDataset(records, cfg)[i] for i in range(len(records))]
     for item in items:
         if "error" in item:
