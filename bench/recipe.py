@@ -68,8 +68,8 @@ def _epochs(run: Path) -> int:
 
 def _items(path: Path) -> int:
     """Items in one cache file: a table of many (the text and trunk caches: a dict with
-    ``keys``, one per utterance) or one clip's entry."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    ``keys``, one per utterance) or one clip's entry. Memory-mapped: the tensors are not read."""
+    blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return len(blob["keys"]) if isinstance(blob, dict) and "keys" in blob else 1
 
 

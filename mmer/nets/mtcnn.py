@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmer.errors import BadInput
+from mmer.errors import BadInput, brief
 from mmer.nets.assets import ASSETS, sha256_file
 from mmer.nets.ported import load_state_strict
 
@@ -136,7 +136,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise MtcnnWeightError(f"{path}: not a readable torch state dict ({err})") from err
+        raise MtcnnWeightError(f"{path}: not a readable torch state dict ({brief(err)})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise MtcnnWeightError(f"{path}: expected a plain state dict of tensors")
     return state
