@@ -31,7 +31,7 @@ import numpy as np
 from mmer.cli import run_command
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.evaluation.report import PROBE_ROW, fold_scalars
+from mmer.evaluation.report import PROBE_ROW, fold_scalars, pct_spread
 from mmer.io import atomic_write_text
 
 log = logging.getLogger("mmer.results")
@@ -156,8 +156,8 @@ def run_scores(run_dir: str | Path, knn: int | None = None, part: str | None = N
 
 def mean_std(values: Sequence[float]) -> str:
     """'72.0 ± 4.8' in % (sample std, ddof=1); just the mean for one value."""
-    arr = 100.0 * np.asarray(values, dtype=np.float64)
-    return f"{arr.mean():.1f}" + (f" ± {arr.std(ddof=1):.1f}" if len(arr) > 1 else "")
+    arr = np.asarray(values, dtype=np.float64)
+    return pct_spread(float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else None)
 
 
 def render(runs: Sequence[RunScores]) -> str:

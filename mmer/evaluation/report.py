@@ -81,8 +81,16 @@ def aggregate_folds(reports: Sequence[dict[str, Any]], part: str = "test") -> di
 # ---------------------------------------------------------------- markdown
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A fraction as a percentage to one place; "—" for a missing score."""
     return "—" if x is None else f"{100.0 * x:.1f}"
+
+
+def pct_spread(mean: float | None, std: float | None) -> str:
+    """'72.0 ± 4.8' in %; the mean alone when there is no spread; "—" without a mean."""
+    if mean is None:
+        return "—"
+    return pct(mean) + ("" if std is None else f" ± {pct(std)}")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -111,16 +119,16 @@ def _part_lines(title: str, part: dict[str, Any], label_names: Sequence[str], *,
     n = rows[0][1]["n"] if rows else 0
     lines = [f"## {title} ({n} clips)", "", "Scores in %.", ""]
     lines += _table(["method"] + [_NICE[m] for m in SCALAR_METRICS],
-                    [[name] + [_pct(m[s]) for s in SCALAR_METRICS] for name, m in rows])
+                    [[name] + [pct(m[s]) for s in SCALAR_METRICS] for name, m in rows])
     if "embedding" in part:
         emb = part["embedding"]
         lines += ["", "Embedding retrieval against the training clips: "
-                  + ", ".join(f"{_NICE.get(k, k)} {_pct(v)}" for k, v in emb.items())]
+                  + ", ".join(f"{_NICE.get(k, k)} {pct(v)}" for k, v in emb.items())]
     # Per class for the softmax head and the smallest k only; the rest is in report.json.
     for name, metrics in rows[:2] if detail else []:
         lines += ["", f"### Per class, {name}", ""]
         lines += _table(["class", "precision", "recall", "F1", "support"],
-                        [[c, _pct(pc["precision"]), _pct(pc["recall"]), _pct(pc["f1"]), pc["support"]]
+                        [[c, pct(pc["precision"]), pct(pc["recall"]), pct(pc["f1"]), pc["support"]]
                          for c, pc in metrics["per_class"].items()])
         lines += ["", "Confusion (rows true, columns predicted):", ""]
         lines += _table([""] + list(label_names),
@@ -134,7 +142,7 @@ def _headline_lines(report: dict[str, Any]) -> list[str]:
     rows = []
     for part, heads in report.get("headline", {}).items():
         name = "dev" if part == "val" else part
-        rows += [[name, head, _pct(m["weighted_f1"]), _pct(m["accuracy"]), _pct(m["macro_f1"])]
+        rows += [[name, head, pct(m["weighted_f1"]), pct(m["accuracy"]), pct(m["macro_f1"])]
                  for head, m in heads.items()]
     if not rows:
         return []
@@ -208,8 +216,7 @@ def render_summary_markdown(summary: dict[str, Any], *, title: str, notes: Seque
     rows = []
     for key, mean in summary["mean"].items():
         std = summary["std"][key]
-        spread = f"{_pct(mean)} ± {_pct(std)}" if std is not None else _pct(mean)
-        rows.append([key] + [_pct(summary["per_fold"][f][key]) for f in folds] + [spread])
+        rows.append([key] + [pct(summary["per_fold"][f][key]) for f in folds] + [pct_spread(mean, std)])
     lines = [f"# {title}", ""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     lines += [f"{summary['part']} scores in %, over {len(folds)} fold(s); "
              f"± is the standard deviation over folds (ddof={summary['std_ddof']}).", ""]

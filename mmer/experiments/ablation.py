@@ -24,7 +24,7 @@ from typing import Any
 
 from mmer.config import Config, config_to_dict
 from mmer.evaluation.evaluate import evaluate_run
-from mmer.evaluation.report import aggregate_folds
+from mmer.evaluation.report import aggregate_folds, pct, pct_spread
 from mmer.io import atomic_write_json, atomic_write_text
 from mmer.models.fusion import FUSIONS
 from mmer.train.loop import run_fold
@@ -90,12 +90,6 @@ def run_variant(cfg: Config, root: Path, name: str, *, plots: bool = False) -> d
     return result
 
 
-def _cell(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "—"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f}"
-
-
 def ablation_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
     """Markdown table: one row per variant, mean ± std (%) of each method's accuracy and UAR."""
     keys = [k for k in results[0]["scores"]["mean"]] if results else []
@@ -104,7 +98,7 @@ def ablation_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         s = r["scores"]
-        cells = [_cell(s["mean"].get(k), s["std"].get(k)) for k in keys]
+        cells = [pct_spread(s["mean"].get(k), s["std"].get(k)) for k in keys]
         lines.append(f"| {r['variant']} | {'+'.join(r['modalities'])} | "
                      f"{r['fusion'] if len(r['modalities']) > 1 else '—'} | " + " | ".join(cells)
                      + f" | {len(s['folds'])} | {r.get('seconds', '—')} |")
@@ -112,7 +106,7 @@ def ablation_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
     for r in results:
         per = r["scores"]["per_fold"]
         lines.append(f"- {r['variant']}: " + ", ".join(
-            f"fold {f} {_cell(v.get('softmax head / accuracy'), None)} / {_cell(v.get('softmax head / UAR'), None)}"
+            f"fold {f} {pct(v.get('softmax head / accuracy'))} / {pct(v.get('softmax head / UAR'))}"
             for f, v in per.items()))
     return "\n".join(lines) + "\n"
 

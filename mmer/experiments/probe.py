@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from mmer.evaluation.report import pct, pct_spread
 from mmer.metrics.probe import C_GRID, METHOD, PROBE_METRICS, ProbeResult
 from mmer.run.folder import summarise_folds
 
@@ -21,16 +22,6 @@ def summarise(per_fold: Mapping[int, Mapping[str, float]]) -> dict[str, dict[str
     return {name: summary[name] for name in PROBE_METRICS}
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100.0 * x:.1f}"
-
-
-def _mean_std(s: Mapping[str, Any]) -> str:
-    if s["mean"] is None:
-        return "—"
-    return _pct(s["mean"]) + ("" if s["std"] is None else f" ± {_pct(s['std'])}")
-
-
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """The probe beside the model (:func:`probe_doc`'s dict) as one markdown table, in %."""
     head = [f"{who} {m}" for who in ("probe", "model") for m in PROBE_METRICS]
@@ -38,10 +29,10 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
              "| fold | n | C | " + " | ".join(head) + " |", "|" + "---|" * (3 + len(head))]
     for fold, row in doc["folds"].items():
         model = row.get("model") or {}
-        cells = [_pct(row["probe"][m]) for m in PROBE_METRICS] + [_pct(model.get(m)) for m in PROBE_METRICS]
+        cells = [pct(row["probe"][m]) for m in PROBE_METRICS] + [pct(model.get(m)) for m in PROBE_METRICS]
         lines.append(f"| {fold} | {row['n']} | {row['c']:g} | " + " | ".join(cells) + " |")
-    cells = [_mean_std(doc["mean_std"]["probe"][m]) for m in PROBE_METRICS]
-    cells += [_mean_std(doc["mean_std"]["model"][m]) for m in PROBE_METRICS]
+    stats = doc["mean_std"]
+    cells = [pct_spread(stats[who][m]["mean"], stats[who][m]["std"]) for who in ("probe", "model") for m in PROBE_METRICS]
     lines.append("| mean ± std | | | " + " | ".join(cells) + " |")
     lines += ["", f"Probe: {doc['method']}. Model: {doc['model_source'] or 'no run found'}."]
     return "\n".join(lines) + "\n"
