@@ -112,9 +112,9 @@ class TextEmbeddingCache:
 
 
 def sentence_embeddings(texts: Sequence[str], cfg: Config, *, device: str = "cpu") -> Tensor:
-    """(N, 384) L2-normalised MiniLM embeddings of `texts`, through the cache of ``cfg``;
-    (N, 384 * F) when ``text.model_dir`` lists F folders: each folder's embeddings (each
-    through its own cache file), joined in the listed order.
+    """(N, D) L2-normalised sentence embeddings of `texts` (D = 384 for MiniLM, 768 for
+    MPNet), through the cache of ``cfg``; when ``text.model_dir`` lists several folders,
+    each folder's embeddings (each through its own cache file), joined in the listed order.
 
     A model is loaded only when some text is not cached yet. Raises
     :class:`mmer.nets.minilm.TextEncoderUnavailable` when the weights are not installed.
@@ -152,8 +152,8 @@ def with_text(entries: Sequence[dict], cfg: Config, texts: Sequence[str] | None 
 
 
 def with_dialogue_windows(entries: Sequence[dict], cfg: Config) -> list[dict]:
-    """`entries` with ``"text"`` (W, D), W = ``text.context`` + 1 (D = 384 per
-    ``text.model_dir`` folder, :func:`sentence_embeddings`): the frozen embeddings of
+    """`entries` with ``"text"`` (W, D), W = ``text.context`` + 1 (D: the width of
+    :func:`sentence_embeddings`, summed over the ``text.model_dir`` folders): the frozen embeddings of
     ``"Speaker: text"`` of the `text.context` preceding utterances of the dialogue, oldest
     first, then the target's in the last row. Dialogues with less past are left-padded with
     zero rows (real embeddings have unit norm, so a zero row marks padding). With
