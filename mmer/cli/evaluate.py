@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmer.cli import run_command
 from mmer.evaluation.evaluate import evaluate_checkpoint, evaluate_run
-from mmer.evaluation.report import fold_scalars
+from mmer.evaluation.report import fold_scalars, pct
 from mmer.evaluation.sets import data_config
 from mmer.extraction.job import extract
 from mmer.run.folder import fold_checkpoints, load_checkpoint
@@ -64,8 +64,8 @@ def _print_report(reports: list[dict], where: Path) -> None:
     for report in reports:
         if "headline" in report:  # MELD: weighted F1 of both heads, on dev and test
             for part, heads in report["headline"].items():
-                cells = [f"{head} weighted F1 {100 * m['weighted_f1']:.1f}% (accuracy "
-                         f"{100 * m['accuracy']:.1f}%, macro-F1 {100 * m['macro_f1']:.1f}%)"
+                cells = [f"{head} weighted F1 {pct(m['weighted_f1'])}% (accuracy "
+                         f"{pct(m['accuracy'])}%, macro-F1 {pct(m['macro_f1'])}%)"
                          for head, m in heads.items()]
                 print(f"{'dev' if part == 'val' else part} ({report['n_clips'].get(part, 0)} clips): "
                       + ", ".join(cells))
@@ -75,8 +75,8 @@ def _print_report(reports: list[dict], where: Path) -> None:
             continue
         scalars = fold_scalars(report)
         knn = {k: v for k, v in scalars.items() if k.startswith("kNN") and k.endswith("/ accuracy")}
-        cells = [f"{k} {100 * scalars[k]:.1f}%" for k in HEADLINE + PROBE if k in scalars] + [
-            f"{k} {100 * v:.1f}%" for k, v in knn.items()]
+        cells = [f"{k} {pct(scalars[k])}%" for k in HEADLINE + PROBE if k in scalars] + [
+            f"{k} {pct(v)}%" for k, v in knn.items()]
         print(f"fold {report['fold']} ({report['n_clips'].get('test', 0)} test clips): " + ", ".join(cells))
     if reports and reports[0]["backbones"]["random"]:
         print("NOTE: the backbones were randomly initialised (no pretrained weights): "
