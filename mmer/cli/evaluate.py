@@ -42,22 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="KEY=VALUE", help="change a ravdess/meld/features setting for the "
                         "evaluation data, e.g. --data-set visual.table=other_aus.csv")
     parser.add_argument("--extract", action="store_true",
-                        help="extract missing features of the evaluation data first")
+                        help="extract missing features first: of the run's own clips and of the "
+                        "--data-root / --data-set data")
     parser.add_argument("--no-plots", action="store_true", help="skip the t-SNE and confusion PNGs")
     parser.add_argument("--device", default="cpu", help="torch device for embedding (default: cpu)")
     return parser
 
 
 def _extract_first(checkpoints: Sequence[Path], args: argparse.Namespace) -> None:
-    """Fill the feature cache for the evaluation data of each checkpoint's config."""
+    """Fill the feature cache for each checkpoint's own clips (the training clips that
+    other data is scored against) and, with --data-root / --data-set, for that data."""
     done = set()
+    other = bool(args.data_root or args.data_overrides)
     for path in checkpoints:
         cfg_dict = load_checkpoint(path)["config"]
-        cfg = data_config(cfg_dict, args.data_root, args.data_overrides)
-        key = repr(cfg)
-        if key not in done:
-            extract(cfg, progress=False)
-            done.add(key)
+        wanted = [data_config(cfg_dict)]
+        if other:
+            wanted.append(data_config(cfg_dict, args.data_root, args.data_overrides))
+        for cfg in wanted:
+            if repr(cfg) not in done:
+                extract(cfg, progress=False)
+                done.add(repr(cfg))
 
 
 def _print_report(reports: list[dict], where: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,20 +85,45 @@ def test_audio_only_folds_extract_train_and_evaluate(speech, capsys):
     assert summary["test_accuracy"]["mean"] >= 0.45, summary
 
 
-@pytest.mark.slow
-def test_one_model_on_all_actors_scores_a_held_out_root(speech, capsys):
+@pytest.fixture(scope="module")
+def all_actors_run(speech) -> Path:
+    """One model on actors 1-8 (train.py --extract), 1-2 validating."""
     base, sets = speech
     assert train.main(["--config", str(CONFIG), *sets, "--set", "split.n_folds=1",
                        "--extract", "--run-name", "all"]) == 0
-    split = json.loads((base / "runs" / "all" / "fold_0" / "split.json").read_text())
+    return base / "runs" / "all"
+
+
+@pytest.mark.slow
+def test_one_model_on_all_actors_scores_a_held_out_root(speech, all_actors_run, capsys):
+    base, _ = speech
+    split = json.loads((all_actors_run / "fold_0" / "split.json").read_text())
     assert split["actors"] == {"train": [3, 4, 5, 6, 7, 8], "val": [1, 2], "test": []}
     heldout = base / "heldout_root"
-    assert evaluate.main(["--run", str(base / "runs" / "all"), "--data-root", str(heldout),
+    assert evaluate.main(["--run", str(all_actors_run), "--data-root", str(heldout),
                           "--extract", "--no-plots"]) == 0
     assert "fold 0 (16 test clips)" in capsys.readouterr().out
-    reports = list((base / "runs" / "all" / "fold_0").glob("eval_*/report.json"))
+    reports = list((all_actors_run / "fold_0").glob("eval_*/report.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
     assert report["n_clips"] == {"train": 48, "test": 16}
     assert {c[-2:] for c in report["clips"]["test"]} == {"17", "18"}
     assert report["results"]["test"]["softmax"]["accuracy"] >= 0.5
+
+
+@pytest.mark.slow
+def test_data_root_extract_also_fills_the_runs_own_stale_clips(speech, all_actors_run):
+    """The training clips copied again (new mtimes: their cache entries no longer match):
+    scoring another root needs them, so --extract redoes them and the scores are unchanged."""
+    base, _ = speech
+    argv = ["--run", str(all_actors_run), "--data-root", str(base / "heldout_root"), "--no-plots"]
+    assert evaluate.main(argv + ["--extract"]) == 0
+    report_path = next((all_actors_run / "fold_0").glob("eval_*/report.json"))
+    before = json.loads(report_path.read_text())["results"]["test"]
+    for clip in (base / "train_root").rglob("*.flac"):
+        stat = clip.stat()
+        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert evaluate.main(argv) == 2           # the training clips have no matching entry
+    assert evaluate.main(argv + ["--extract"]) == 0
+    after = json.loads(report_path.read_text())["results"]["test"]
+    assert after["softmax"] == before["softmax"] and after["knn"] == before["knn"]
