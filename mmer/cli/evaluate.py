@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmer.cli import run_command
 from mmer.evaluation.evaluate import evaluate_checkpoint, evaluate_run
-from mmer.evaluation.report import fold_scalars, pct
+from mmer.evaluation.report import fold_scalars, main_part, pct
 from mmer.evaluation.sets import data_config
 from mmer.extraction.job import extract
 from mmer.run.folder import fold_checkpoints, load_checkpoint
@@ -78,11 +78,12 @@ def _print_report(reports: list[dict], where: Path) -> None:
                 print(f"clips truncated at {report['truncated']['max_seconds']:g} s: "
                       + ", ".join(f"{p} {n}" for p, n in report["truncated"]["clips"].items()))
             continue
-        scalars = fold_scalars(report)
+        part = main_part(report["results"])
+        scalars = fold_scalars(report, part)
         knn = {k: v for k, v in scalars.items() if k.startswith("kNN") and k.endswith("/ accuracy")}
         cells = [f"{k} {pct(scalars[k])}%" for k in HEADLINE + PROBE if k in scalars] + [
             f"{k} {pct(v)}%" for k, v in knn.items()]
-        print(f"fold {report['fold']} ({report['n_clips'].get('test', 0)} test clips): " + ", ".join(cells))
+        print(f"fold {report['fold']} ({report['n_clips'].get(part, 0)} {part} clips): " + ", ".join(cells))
     if reports and reports[0]["backbones"]["random"]:
         print("NOTE: the backbones were randomly initialised (no pretrained weights): "
               + "; ".join(f"{k}: {v}" for k, v in reports[0]["backbones"]["pretrained"].items()))

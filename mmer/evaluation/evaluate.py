@@ -22,7 +22,7 @@ from mmer.config import EvalConfig, config_to_dict
 from mmer.config.keys import needs_media
 from mmer.datasets import get_adapter
 from mmer.errors import BadInput
-from mmer.evaluation.report import write_fold_report, write_summary
+from mmer.evaluation.report import main_part, write_fold_report, write_summary
 from mmer.evaluation.sets import (
     EmbeddedSet,
     backbone_status,
@@ -222,7 +222,7 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None,
     if adapter.max_seconds(data_cfg) is not None and needs_media(data_cfg):
         report["truncated"] = {"max_seconds": adapter.max_seconds(data_cfg), "clips": {
             p: sum(bool((e.get("meta") or {}).get("truncated")) for e in es) for p, es in entries.items()}}
-    shown = "test" if "test" in results else "val"
+    shown = main_part(results)
     if plots and shown in results:
         report["plots"] = make_plots(out, sets, results, names, dataset=data_cfg.dataset,
                                      perplexity=data_cfg.eval.tsne_perplexity, seed=data_cfg.train.seed,

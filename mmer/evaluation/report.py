@@ -19,7 +19,7 @@ single fold).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,12 @@ def method_rows(part: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         rows.append((PROBE_ROW, part["probe"]))
     rows += [(f"{task} head", metrics) for task, metrics in part.get("extra", {}).items()]
     return rows
+
+
+def main_part(parts: Mapping[str, Any]) -> str:
+    """The part a report leads with: ``"test"``, or ``"val"`` where the split has no test
+    part (MELD without its test CSV, one model on every actor with ``split.n_folds=1``)."""
+    return "test" if "test" in parts else "val"
 
 
 def fold_scalars(report: dict[str, Any], part: str = "test") -> dict[str, float]:
@@ -247,7 +253,7 @@ def write_summary(out_dir: str | Path, reports: Sequence[dict[str, Any]], *, tit
     notes = [_backbone_line(reports[0].get("backbones", {}))]
     notes += [f"fold {r['fold']}: test actors {actors_text(r['split']['test'])}"
               for r in reports if (r.get("split") or {}).get("test")]
-    main = "test" if "test" in summary else "val"
+    main = main_part(summary)
     text = render_summary_markdown(summary[main], title=title, notes=notes)
     if main == "test" and "val" in summary:
         text += "\n" + render_summary_markdown(summary["val"], title="Validation").replace("# ", "## ", 1)

@@ -127,3 +127,13 @@ def test_data_root_extract_also_fills_the_runs_own_stale_clips(speech, all_actor
     assert evaluate.main(argv + ["--extract"]) == 0
     after = json.loads(report_path.read_text())["results"]["test"]
     assert after["softmax"] == before["softmax"] and after["knn"] == before["knn"]
+
+
+@pytest.mark.slow
+def test_one_model_run_without_test_actors_evaluates_its_validation_actors(all_actors_run, capsys):
+    assert evaluate.main(["--run", str(all_actors_run), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "fold 0 (16 val clips): softmax head / accuracy " in out, out
+    report = json.loads((all_actors_run / "fold_0" / "report.json").read_text())
+    assert set(report["results"]) == {"val"} and report["n_clips"] == {"train": 48, "val": 16}
+    assert "val scores in %, over 1 fold(s)" in (all_actors_run / "report.md").read_text()
